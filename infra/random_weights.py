@@ -1,0 +1,43 @@
+"""Random weights in the published layout, so the whole pipeline runs offline.
+
+They are labelled (RANDOM_WEIGHTS.txt, and a warning whenever loaded): they exercise every
+code path and shape but do not lip-sync.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL
+from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+from infra.weights_layout import RANDOM_MARKER, UNET_DIRS, UNET_WEIGHT_NAMES, WeightsLayout
+from models.audio_encoder import TINY_WHISPER_CONFIG, WHISPER_TINY_CONFIG
+from models.unet import MUSETALK_UNET_CONFIG, TINY_UNET_CONFIG, MuseTalkUNet
+from models.vae import SD_VAE_CONFIG, TINY_VAE_CONFIG
+
+
+def write_random_weights(root: Path, tiny: bool, seed: int = 0) -> WeightsLayout:
+    """Write musetalkV15/, musetalk/, sd-vae/ and whisper/ with random weights under `root`."""
+    torch.manual_seed(seed)
+    layout = WeightsLayout(root)
+    root.mkdir(parents=True, exist_ok=True)
+    unet = MuseTalkUNet(TINY_UNET_CONFIG if tiny else MUSETALK_UNET_CONFIG)
+    for version in ("v1.5", "v1.0"):
+        unet.save_pretrained(layout.unet_config(version), root / UNET_DIRS[version] / UNET_WEIGHT_NAMES[version][0])
+    AutoencoderKL.from_config(TINY_VAE_CONFIG if tiny else SD_VAE_CONFIG).save_pretrained(layout.vae)
+    config = WhisperConfig(**(TINY_WHISPER_CONFIG if tiny else WHISPER_TINY_CONFIG))
+    whisper = WhisperForConditionalGeneration(config)
+    layout.whisper.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(layout.whisper)
+    # The published openai/whisper-tiny file: a torch pickle with `model.encoder.*` keys.
+    torch.save({k: v.contiguous() for k, v in whisper.state_dict().items()}, layout.whisper / "pytorch_model.bin")
+    WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(layout.whisper)
+    size = "tiny test-sized" if tiny else "full-size"
+    (root / RANDOM_MARKER).write_text(
+        f"These are RANDOM {size} weights (seed {seed}) written by `musedub weights init-random`.\n"
+        "They have the published file layout and exercise the pipeline; they do not lip-sync.\n"
+        "Real weights: `musedub weights download DIR`.\n"
+    )
+    return layout

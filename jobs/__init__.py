@@ -1,0 +1,1 @@
+"""Entry points users run; each composes pipeline stages and logs its config at start."""

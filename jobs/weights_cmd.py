@@ -1,0 +1,56 @@
+"""`musedub weights ...`: fetch the release, write random weights, check a weights location."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from infra.model_store import ModelStore
+from infra.random_weights import write_random_weights
+from infra.weights_download import download_release
+from infra.weights_layout import UnetVersion
+
+app = typer.Typer(no_args_is_help=True, help="Model weights in the published MuseTalk layout.")
+log = logging.getLogger(__name__)
+
+
+@app.command()
+def download(
+    directory: Annotated[Path, typer.Argument(help="Folder to fill with the release layout.")],
+    with_v10: Annotated[bool, typer.Option("--with-v10", help="Also fetch the v1.0 UNet.")] = False,
+) -> None:
+    """Fetch MuseTalk v1.5, sd-vae-ft-mse, whisper-tiny and the face models (needs network)."""
+    manual = download_release(directory, with_v10=with_v10)
+    for item in manual:
+        typer.echo(f"fetch by hand into {directory}: {item}")
+    typer.echo(f"weights ready in {directory}")
+
+
+@app.command("init-random")
+def init_random(
+    directory: Annotated[Path, typer.Argument(help="Folder to write.")],
+    tiny: Annotated[bool, typer.Option("--tiny", help="Test-sized models (seconds on a CPU) instead of full size.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write RANDOM weights in the published layout, for running the pipeline offline."""
+    write_random_weights(directory, tiny=tiny, seed=seed)
+    typer.echo(f"random {'tiny' if tiny else 'full-size'} weights written to {directory} (they do not lip-sync)")
+
+
+@app.command()
+def check(
+    weights: Annotated[str, typer.Argument(help="Weights folder or URI.")],
+    version: Annotated[str, typer.Option(help="UNet version: v1.5 or v1.0.")] = "v1.5",
+) -> None:
+    """Load every model of a weights location strictly and print their sizes."""
+    store = ModelStore(weights)
+    unet_version: UnetVersion = "v1.0" if version == "v1.0" else "v1.5"
+    generator = store.load_generator(unet_version, device="cpu")
+    audio = store.load_audio_encoder(device="cpu")
+    for name, module in (("unet", generator.unet), ("vae", generator.vae), ("whisper encoder", audio)):
+        count = sum(p.numel() for p in module.parameters())
+        typer.echo(f"{name}: {count / 1e6:.2f} M parameters")
+    typer.echo(f"{weights}: all models load{' (RANDOM weights)' if store.layout.is_random else ''}")

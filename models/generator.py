@@ -1,0 +1,30 @@
+"""VAE encode ▸ UNet ▸ VAE decode fused in one module, so latents never leave the device."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.unet import MuseTalkUNet
+from models.vae import CropAutoencoder
+
+
+class MuseTalkGenerator(nn.Module):
+    """(target crop, reference crop, audio prompt) -> the target crop with a regenerated lower half."""
+
+    def __init__(self, vae: CropAutoencoder, unet: MuseTalkUNet) -> None:
+        super().__init__()
+        self.vae = vae
+        self.unet = unet
+
+    @torch.inference_mode()
+    def forward(self, targets: torch.Tensor, references: torch.Tensor, audio_prompts: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 256, 256, 3) x2, float (B, 50, D) -> uint8 (B, 256, 256, 3)."""
+        if not targets.shape[0] == references.shape[0] == audio_prompts.shape[0]:
+            raise ValueError(
+                f"batch sizes differ: targets {targets.shape[0]}, references {references.shape[0]}, "
+                f"audio {audio_prompts.shape[0]}"
+            )
+        latents = self.vae.unet_input(targets, references)  # (B, 8, 32, 32)
+        audio = audio_prompts.to(device=latents.device, dtype=latents.dtype)
+        return self.vae.decode(self.unet(latents, audio))  # (B, 256, 256, 3)
