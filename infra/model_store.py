@@ -57,6 +57,7 @@ class ModelStore:
         if self._layout is None:
             root = local_path(self.uri) if is_local(self.uri) else self._fetch()
             self._layout = WeightsLayout(root)
+            self._layout.check_root()
             if self._layout.is_random:
                 log.warning("weights at %s are RANDOM (made by init-random): output will not lip-sync", self.uri)
         return self._layout
@@ -95,6 +96,7 @@ class ModelStore:
         self, version: UnetVersion = "v1.5", device: str = "auto", dtype: torch.dtype = torch.float32
     ) -> MuseTalkGenerator:
         """VAE + UNet on `device` in `dtype`, in eval mode, gradients off."""
+        self.layout.check(version)
         generator = MuseTalkGenerator(self.load_vae(), self.load_unet(version))
         return generator.to(device=resolve_device(device), dtype=dtype).eval().requires_grad_(False)
 

@@ -54,13 +54,17 @@ class WeightsLayout:
     def is_random(self) -> bool:
         return (self.root / RANDOM_MARKER).is_file()
 
-    def check(self, version: UnetVersion) -> None:
-        """Fail early, with the fix, when the folder lacks what generation needs."""
+    def check_root(self) -> None:
+        """Fail early, with the fix, when there is no weights folder at all."""
         if not self.root.is_dir():
             raise ConfigError(
                 f"weights folder {self.root} does not exist: run `musedub weights download {self.root}` "
                 f"(online) or `musedub weights init-random --tiny {self.root}` (offline, random weights)"
             )
+
+    def check(self, version: UnetVersion) -> None:
+        """Fail early, with the fix, when the folder lacks what generation needs."""
+        self.check_root()
         needed = [self.unet_config(version), self.unet_weights(version), self.vae / "config.json", self.whisper / "config.json"]
         missing = [str(p.relative_to(self.root)) for p in needed if not p.is_file()]
         if missing:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 
-import click
 import typer
 
 from infra.errors import MusedubError
@@ -21,18 +20,12 @@ app.add_typer(features_cmd.app, name="features")
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        app(args=argv, prog_name="musedub", standalone_mode=False)
+        app(args=argv, prog_name="musedub")  # standalone: usage errors print themselves and exit 2
     except MusedubError as exc:
         print(f"musedub: error: {exc}", file=sys.stderr)
         return 2
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        print("musedub: aborted", file=sys.stderr)
-        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
 
 

@@ -1,0 +1,45 @@
+"""URI validation and atomic writes, locally and on a real S3 endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra.errors import InputError
+from infra.storage import validate_uri, write_bytes_atomic
+
+
+@pytest.mark.parametrize(
+    ("uri", "match"),
+    [
+        ("", "is empty"),
+        ("http://example.com/a.wav", "unsupported scheme 'http'"),
+        ("ftp://host/x", "unsupported scheme"),
+        ("s3:///key-without-bucket", "names no bucket"),
+        ("a\nb", "control characters"),
+    ],
+)
+def test_rejects_bad_uris(uri: str, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        validate_uri(uri, "audio")
+
+
+@pytest.mark.parametrize("uri", ["local/file.wav", "/abs/file.wav", "file:///abs/file.wav", "s3://bucket/key", "gs://b/k"])
+def test_accepts_supported_uris(uri: str) -> None:
+    assert validate_uri(uri, "audio") == uri
+
+
+def test_local_atomic_write_leaves_only_the_target(tmp_path: Path) -> None:
+    target = tmp_path / "deep" / "out.npy"
+    write_bytes_atomic(str(target), b"abc", "output")
+    assert target.read_bytes() == b"abc"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.npy"]
+
+
+def test_s3_write(s3_bucket: str) -> None:
+    import boto3
+
+    write_bytes_atomic(f"s3://{s3_bucket}/x/out.bin", b"payload", "output")
+    body = boto3.client("s3").get_object(Bucket=s3_bucket, Key="x/out.bin")["Body"].read()
+    assert body == b"payload"
