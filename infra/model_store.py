@@ -74,7 +74,9 @@ class ModelStore:
                 return target
             fs, path = filesystem(self.uri)
             if not fs.exists(path):
-                raise ConfigError(f"weights location {self.uri} does not exist or is not readable: check the URI and access")
+                raise ConfigError(
+                    f"weights location {self.uri} does not exist or is not readable: check the URI and access"
+                )
             staging = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".partial", dir=root))
             try:
                 log.info("copying weights from %s into %s", self.uri, target)

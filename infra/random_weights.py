@@ -18,13 +18,13 @@ from models.unet import MUSETALK_UNET_CONFIG, TINY_UNET_CONFIG, MuseTalkUNet
 from models.vae import SD_VAE_CONFIG, TINY_VAE_CONFIG
 
 
-def write_random_weights(root: Path, tiny: bool, seed: int = 0) -> WeightsLayout:
-    """Write musetalkV15/, musetalk/, sd-vae/ and whisper/ with random weights under `root`."""
+def write_random_weights(root: Path, tiny: bool, seed: int = 0, with_v10: bool = False) -> WeightsLayout:
+    """Write musetalkV15/ (and musetalk/ for v1.0), sd-vae/ and whisper/ with random weights under `root`."""
     torch.manual_seed(seed)
     layout = WeightsLayout(root)
     root.mkdir(parents=True, exist_ok=True)
     unet = MuseTalkUNet(TINY_UNET_CONFIG if tiny else MUSETALK_UNET_CONFIG)
-    for version in ("v1.5", "v1.0"):
+    for version in ("v1.5", "v1.0") if with_v10 else ("v1.5",):
         unet.save_pretrained(layout.unet_config(version), root / UNET_DIRS[version] / UNET_WEIGHT_NAMES[version][0])
     AutoencoderKL.from_config(TINY_VAE_CONFIG if tiny else SD_VAE_CONFIG).save_pretrained(layout.vae)
     config = WhisperConfig(**(TINY_WHISPER_CONFIG if tiny else WHISPER_TINY_CONFIG))

@@ -44,8 +44,13 @@ V10_FILES: tuple[HubFile, ...] = (
     HubFile("TMElyralab/MuseTalk", "musetalk/pytorch_model.bin", "."),
 )
 URL_FILES: tuple[UrlFile, ...] = (
-    UrlFile("https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth", "face-alignment/s3fd-619a316812.pth"),
-    UrlFile("https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar", "face-alignment/2DFAN4-11f355bf06.pth.tar"),
+    UrlFile(
+        "https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth", "face-alignment/s3fd-619a316812.pth"
+    ),
+    UrlFile(
+        "https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",
+        "face-alignment/2DFAN4-11f355bf06.pth.tar",
+    ),
     UrlFile("https://download.pytorch.org/models/resnet18-5c106cde.pth", "face-parse-bisent/resnet18-5c106cde.pth"),
 )
 # Published on Google Drive by the face-parsing.PyTorch author; no stable direct URL exists.

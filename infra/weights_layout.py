@@ -65,7 +65,12 @@ class WeightsLayout:
     def check(self, version: UnetVersion) -> None:
         """Fail early, with the fix, when the folder lacks what generation needs."""
         self.check_root()
-        needed = [self.unet_config(version), self.unet_weights(version), self.vae / "config.json", self.whisper / "config.json"]
+        needed = [
+            self.unet_config(version),
+            self.unet_weights(version),
+            self.vae / "config.json",
+            self.whisper / "config.json",
+        ]
         missing = [str(p.relative_to(self.root)) for p in needed if not p.is_file()]
         if missing:
             raise ConfigError(

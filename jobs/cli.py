@@ -11,7 +11,10 @@ from infra.errors import MusedubError
 from jobs import features_cmd, weights_cmd
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Batch lip-sync dubbing with MuseTalk."
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Batch lip-sync dubbing with MuseTalk.",
 )
 app.add_typer(weights_cmd.app, name="weights")
 app.add_typer(features_cmd.app, name="features")

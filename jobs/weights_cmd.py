@@ -32,11 +32,14 @@ def download(
 @app.command("init-random")
 def init_random(
     directory: Annotated[Path, typer.Argument(help="Folder to write.")],
-    tiny: Annotated[bool, typer.Option("--tiny", help="Test-sized models (seconds on a CPU) instead of full size.")] = False,
+    tiny: Annotated[
+        bool, typer.Option("--tiny", help="Test-sized models (seconds on a CPU) instead of full size.")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    with_v10: Annotated[bool, typer.Option("--with-v10", help="Also write the v1.0 UNet file.")] = False,
 ) -> None:
     """Write RANDOM weights in the published layout, for running the pipeline offline."""
-    write_random_weights(directory, tiny=tiny, seed=seed)
+    write_random_weights(directory, tiny=tiny, seed=seed, with_v10=with_v10)
     typer.echo(f"random {'tiny' if tiny else 'full-size'} weights written to {directory} (they do not lip-sync)")
 
 

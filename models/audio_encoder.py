@@ -86,7 +86,9 @@ class WhisperAudioEncoder(nn.Module):
         """Load an HF-format whisper folder (config.json, preprocessor_config.json, weights)."""
         for name in ("config.json", "preprocessor_config.json"):
             if not (folder / name).is_file():
-                raise ConfigError(f"whisper folder {folder} has no {name}: it must hold the openai/whisper-tiny release")
+                raise ConfigError(
+                    f"whisper folder {folder} has no {name}: it must hold the openai/whisper-tiny release"
+                )
         weights = next((folder / n for n in WEIGHT_FILES if (folder / n).is_file()), folder / WEIGHT_FILES[-1])
         try:
             config = WhisperConfig.from_pretrained(str(folder), local_files_only=True)

@@ -82,7 +82,9 @@ def read_unet_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"UNet config {path} is not valid JSON ({exc}): restore the published musetalk.json") from None
+        raise ConfigError(
+            f"UNet config {path} is not valid JSON ({exc}): restore the published musetalk.json"
+        ) from None
     if not isinstance(config, dict):
         raise ConfigError(f"UNet config {path} is not a JSON object: restore the published musetalk.json")
     expected = {"in_channels": 2 * LATENT_CHANNELS, "out_channels": LATENT_CHANNELS}

@@ -63,7 +63,7 @@ class CropAutoencoder(nn.Module):
             raise ConfigError(f"VAE folder {folder} has no config.json: it must hold the sd-vae-ft-mse release")
         try:
             vae, info = AutoencoderKL.from_pretrained(str(folder), output_loading_info=True, local_files_only=True)
-        except (OSError, ValueError, RuntimeError, EnvironmentError) as exc:
+        except (OSError, ValueError, RuntimeError) as exc:
             reason = str(exc).splitlines()[0][:300]
             raise ConfigError(f"VAE folder {folder} cannot be loaded ({reason}): re-download sd-vae-ft-mse") from None
         differs = {k: v for k, v in info.items() if k != "error_msgs" and v}

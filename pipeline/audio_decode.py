@@ -20,7 +20,9 @@ def decode_audio_16k_mono(uri: str, what: str = "audio") -> np.ndarray:
         try:
             container = av.open(source, mode="r")
         except (av.error.FFmpegError, ValueError) as exc:
-            raise InputError(f"{what} {uri} is not a readable media file ({exc.__class__.__name__}): give a wav, mp3, m4a, ...") from None
+            raise InputError(
+                f"{what} {uri} is not a readable media file ({exc.__class__.__name__}): give a wav, mp3, m4a, ..."
+            ) from None
         with container:
             if not container.streams.audio:
                 raise InputError(f"{what} {uri} has no audio stream: give a file that carries the speech")

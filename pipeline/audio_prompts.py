@@ -49,10 +49,13 @@ class AudioPrompter:
         total = video_frame_count(num_samples, fps)
         if total == 0:
             raise InputError(
-                f"audio of {num_samples / 16000:.3f} s is shorter than one frame at {float(fps):.3f} fps: give longer audio"
+                f"audio of {num_samples / 16000:.3f} s is shorter than one frame at {float(fps):.3f} fps: "
+                "give longer audio"
             )
         if not 0 <= start < stop <= total:
-            raise InputError(f"frame range [{start}, {stop}) is outside the audio's {total} frames: pick 0 <= A < B <= {total}")
+            raise InputError(
+                f"frame range [{start}, {stop}) is outside the audio's {total} frames: pick 0 <= A < B <= {total}"
+            )
         lo = prompt_start(start, fps)
         hi = prompt_start(stop - 1, fps) + PROMPT_FRAMES
         states = self.encoder.num_states
@@ -62,7 +65,7 @@ class AudioPrompter:
         for i in range(0, len(windows), WINDOWS_PER_CALL):
             batch = windows[i : i + WINDOWS_PER_CALL]
             encoded = self.encoder.encode_windows([read_window(w) for w in batch])  # (W, 1500, L+1, D)
-            for w, feats in zip(batch, encoded):
+            for w, feats in zip(batch, encoded, strict=True):
                 first = w * WINDOW_FRAMES
                 a, b = max(first, lo), min(first + WINDOW_FRAMES, hi, valid_end)
                 if a < b:

@@ -32,7 +32,8 @@ def test_s3_weights_are_fetched_once_and_load(
     uri = f"s3://{s3_bucket}/releases/tiny"
     local = ModelStore(uri).load_unet()
     expected = ModelStore(str(tiny_weights.root)).load_unet()
-    assert all(torch.equal(a, b) for a, b in zip(local.state_dict().values(), expected.state_dict().values()))
+    pairs = zip(local.state_dict().values(), expected.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
     cached = list((tmp_path / "cache" / "weights").iterdir())
     assert not [p for p in cached if p.name.endswith(".partial")]
     # A second store on the same machine must not touch the bucket again.

@@ -25,7 +25,9 @@ def test_rejects_bad_uris(uri: str, match: str) -> None:
         validate_uri(uri, "audio")
 
 
-@pytest.mark.parametrize("uri", ["local/file.wav", "/abs/file.wav", "file:///abs/file.wav", "s3://bucket/key", "gs://b/k"])
+@pytest.mark.parametrize(
+    "uri", ["local/file.wav", "/abs/file.wav", "file:///abs/file.wav", "s3://bucket/key", "gs://b/k"]
+)
 def test_accepts_supported_uris(uri: str) -> None:
     assert validate_uri(uri, "audio") == uri
 

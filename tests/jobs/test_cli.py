@@ -23,14 +23,31 @@ def test_console_script_init_random_then_features(tmp_path: Path, speech_path: P
     subprocess.run([binary, "weights", "init-random", "--tiny", str(weights)], check=True, timeout=300)
     assert (weights / "RANDOM_WEIGHTS.txt").is_file()
     done = subprocess.run(
-        [binary, "features", "audio", str(speech_path), "--fps", "25", "--weights", str(weights), "-o", str(out), "--device", "cpu"],
-        capture_output=True, text=True, timeout=300,
+        [
+            binary,
+            "features",
+            "audio",
+            str(speech_path),
+            "--fps",
+            "25",
+            "--weights",
+            str(weights),
+            "-o",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert "RANDOM" in done.stderr  # loading random weights is never silent
     prompts = np.load(out)
     assert prompts.shape == (215, 50, 64) and prompts.dtype == np.float32
-    expected = AudioPrompter(WhisperAudioEncoder.from_pretrained(weights / "whisper")).for_waveform(speech, Fraction(25))
+    expected = AudioPrompter(WhisperAudioEncoder.from_pretrained(weights / "whisper")).for_waveform(
+        speech, Fraction(25)
+    )
     np.testing.assert_array_equal(prompts, expected)
 
 
@@ -61,8 +78,14 @@ def run_failing(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     ],
 )
 def test_bad_input_is_one_line_and_leaves_no_output(
-    tmp_path: Path, speech_path: Path, tiny_weights: WeightsLayout, capsys: pytest.CaptureFixture[str],
-    audio_name: str, fps: str, frames: str | None, expected: str,
+    tmp_path: Path,
+    speech_path: Path,
+    tiny_weights: WeightsLayout,
+    capsys: pytest.CaptureFixture[str],
+    audio_name: str,
+    fps: str,
+    frames: str | None,
+    expected: str,
 ) -> None:
     (tmp_path / "noise.wav").write_bytes(np.random.default_rng(1).bytes(4096))
     audio = str(speech_path) if audio_name == "speech" else str(tmp_path / audio_name)
@@ -73,10 +96,13 @@ def test_bad_input_is_one_line_and_leaves_no_output(
     assert not out.exists() and not (tmp_path / "out").exists()
 
 
-def test_missing_weights_say_how_to_get_them(tmp_path: Path, speech_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_weights_say_how_to_get_them(
+    tmp_path: Path, speech_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "p.npy"
     message = run_failing(
-        ["features", "audio", str(speech_path), "--fps", "25", "--weights", str(tmp_path / "none"), "-o", str(out)], capsys
+        ["features", "audio", str(speech_path), "--fps", "25", "--weights", str(tmp_path / "none"), "-o", str(out)],
+        capsys,
     )
     assert "musedub weights download" in message and "init-random --tiny" in message
     assert not out.exists()

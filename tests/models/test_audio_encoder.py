@@ -23,7 +23,9 @@ def test_full_size_encoder_is_whisper_tiny() -> None:
     assert tuple(encoder.state_dict()["embed_positions.weight"].shape) == (1500, 384)
 
 
-def test_states_are_embeddings_layers_and_final_layernorm(audio_encoder: WhisperAudioEncoder, speech: np.ndarray) -> None:
+def test_states_are_embeddings_layers_and_final_layernorm(
+    audio_encoder: WhisperAudioEncoder, speech: np.ndarray
+) -> None:
     stacked = audio_encoder.encode_windows([speech])
     assert stacked.shape == (1, 1500, 5, 64)
     mel = audio_encoder.features([speech], sampling_rate=16000, return_tensors="pt").input_features

@@ -25,4 +25,4 @@ def test_store_generator_maps_crops_and_audio_to_a_face(tiny_weights: WeightsLay
 def test_v10_checkpoint_loads_through_the_store(tiny_weights: WeightsLayout) -> None:
     store = ModelStore(str(tiny_weights.root))
     v10, v15 = store.load_unet("v1.0"), store.load_unet("v1.5")
-    assert all(torch.equal(a, b) for a, b in zip(v10.state_dict().values(), v15.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(v10.state_dict().values(), v15.state_dict().values(), strict=True))

@@ -78,7 +78,10 @@ def test_wrong_checkpoint_names_missing_unexpected_and_shapes(tmp_path: Path, ti
 def test_full_size_config_with_tiny_weights_is_refused(tmp_path: Path, tiny_unet: MuseTalkUNet) -> None:
     tiny_unet.save_pretrained(tmp_path / "tiny.json", tmp_path / "unet.pth")
     (tmp_path / "musetalk.json").write_text(json.dumps(MUSETALK_UNET_CONFIG))
-    with pytest.raises(WeightsMismatchError, match=r"shape\(s\) differ .*conv_in.weight: file \(32, 8, 3, 3\) vs model \(320, 8, 3, 3\)"):
+    with pytest.raises(
+        WeightsMismatchError,
+        match=r"shape\(s\) differ .*conv_in.weight: file \(32, 8, 3, 3\) vs model \(320, 8, 3, 3\)",
+    ):
         MuseTalkUNet.from_pretrained(tmp_path / "musetalk.json", tmp_path / "unet.pth")
 
 

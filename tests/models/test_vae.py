@@ -22,7 +22,9 @@ def face_crops(count: int) -> torch.Tensor:
     import cv2
 
     face = astronaut()[20:220, 150:350]  # (200, 200, 3) RGB: the face
-    crops = [cv2.resize(np.roll(face, 3 * i, axis=1), (256, 256), interpolation=cv2.INTER_LANCZOS4) for i in range(count)]
+    crops = [
+        cv2.resize(np.roll(face, 3 * i, axis=1), (256, 256), interpolation=cv2.INTER_LANCZOS4) for i in range(count)
+    ]
     return torch.from_numpy(np.stack(crops))
 
 

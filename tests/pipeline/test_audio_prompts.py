@@ -39,7 +39,9 @@ def reference_formulation(encoder: WhisperAudioEncoder, samples: np.ndarray, fps
     return torch.stack(clips).reshape(frames, 50, -1).numpy()
 
 
-def test_matches_the_reference_at_25_fps(audio_encoder: WhisperAudioEncoder, long_speech: np.ndarray, whole: np.ndarray) -> None:
+def test_matches_the_reference_at_25_fps(
+    audio_encoder: WhisperAudioEncoder, long_speech: np.ndarray, whole: np.ndarray
+) -> None:
     expected = reference_formulation(audio_encoder, long_speech, 25)
     assert whole.shape == expected.shape == (875, 50, 64)
     np.testing.assert_allclose(whole, expected, atol=1e-5)
@@ -71,10 +73,14 @@ def test_segments_equal_rows_of_the_whole(
     assert read == sorted(set(read)) and len(read) <= 2
 
 
-def test_segment_far_from_the_start_reads_only_its_window(audio_encoder: WhisperAudioEncoder, long_speech: np.ndarray) -> None:
+def test_segment_far_from_the_start_reads_only_its_window(
+    audio_encoder: WhisperAudioEncoder, long_speech: np.ndarray
+) -> None:
     read: list[int] = []
     prompter = AudioPrompter(audio_encoder)
-    prompter.for_frames(lambda w: read.append(w) or long_speech[w * WINDOW_SAMPLES :], len(long_speech), Fraction(25), 800, 875)
+    prompter.for_frames(
+        lambda w: read.append(w) or long_speech[w * WINDOW_SAMPLES :], len(long_speech), Fraction(25), 800, 875
+    )
     assert read == [1]
 
 

@@ -50,7 +50,9 @@ def test_windows_for_frames() -> None:
     assert windows_for_frames(0, 1, Fraction(25), samples) == range(0, 1)
 
 
-@pytest.mark.parametrize(("text", "value"), [("25", Fraction(25)), ("29.97", Fraction(2997, 100)), ("30000/1001", NTSC)])
+@pytest.mark.parametrize(
+    ("text", "value"), [("25", Fraction(25)), ("29.97", Fraction(2997, 100)), ("30000/1001", NTSC)]
+)
 def test_parse_fps(text: str, value: Fraction) -> None:
     assert parse_fps(text) == value
 
