@@ -60,7 +60,21 @@ MANUAL_FILES: dict[str, str] = {
 
 
 def download_release(root: Path, with_v10: bool = False) -> list[str]:
-    """Download every file of the layout into `root`; returns the files left to fetch by hand."""
+    """Download every file of the layout into `root`; returns the files left to fetch by hand.
+
+    A folder this call created is removed again when a download fails, so nothing half-made stays.
+    """
+    created = not root.exists()
+    try:
+        _download_all(root, with_v10)
+    except ConfigError:
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    return [f"{path} ({what})" for path, what in MANUAL_FILES.items() if not (root / path).is_file()]
+
+
+def _download_all(root: Path, with_v10: bool) -> None:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
@@ -88,4 +102,3 @@ def download_release(root: Path, with_v10: bool = False) -> list[str]:
             partial.unlink(missing_ok=True)
             raise ConfigError(f"cannot fetch {item.url} ({type(exc).__name__}): check network access") from None
         partial.rename(target)
-    return [f"{path} ({what})" for path, what in MANUAL_FILES.items() if not (root / path).is_file()]

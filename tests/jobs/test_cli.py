@@ -124,6 +124,7 @@ def test_download_without_network_is_a_clear_error(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     message = run_failing(["weights", "download", str(tmp_path / "w")], capsys)
     assert "cannot fetch musetalkV15/musetalk.json from TMElyralab/MuseTalk" in message
+    assert not (tmp_path / "w").exists()
 
 
 def test_usage_errors_exit_non_zero(capsys: pytest.CaptureFixture[str]) -> None:

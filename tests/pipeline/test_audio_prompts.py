@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from scipy.signal import resample_poly
 
 from infra.errors import InputError
 from models.audio_encoder import WINDOW_SAMPLES, WhisperAudioEncoder
+from pipeline.audio_decode import decode_audio_16k_mono
 from pipeline.audio_prompts import AudioPrompter
 
 
@@ -106,3 +109,19 @@ def test_bad_ranges_and_too_short_audio(audio_encoder: WhisperAudioEncoder, spee
         prompter.for_waveform(speech, Fraction(25), 200, 216)
     with pytest.raises(InputError, match="outside"):
         prompter.for_waveform(speech, Fraction(25), 10, 10)
+
+
+def test_44k1_stereo_gives_the_prompts_of_the_16k_mono_original(
+    tmp_path: Path, audio_encoder: WhisperAudioEncoder, speech: np.ndarray, write_audio_file
+) -> None:
+    up = resample_poly(speech, 441, 160)
+    stereo = decode_audio_16k_mono(str(write_audio_file(tmp_path / "s.wav", np.stack([up, up], axis=1), 44_100)))
+    prompter = AudioPrompter(audio_encoder)
+    original = prompter.for_waveform(speech, Fraction(25))
+    resampled = prompter.for_waveform(stereo, Fraction(25))
+    noise = prompter.for_waveform(
+        np.random.default_rng(0).standard_normal(len(speech)).astype(np.float32) * 0.1, Fraction(25)
+    )
+    assert resampled.shape == original.shape
+    # Resampling twice moves the prompts far less than different audio does.
+    assert np.abs(resampled - original).mean() < np.abs(noise - original).mean() / 10
