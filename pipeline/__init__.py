@@ -1,1 +1,2 @@
-"""Pipeline stages and the records they pass; no Ray imports here (see pipeline/README in DESIGN)."""
+"""Pipeline stages and the records they pass. Stages never import Ray: one adapter maps them
+onto Ray Data and a local runner runs the same stages in process."""
