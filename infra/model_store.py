@@ -97,9 +97,12 @@ class ModelStore:
     def load_generator(
         self, version: UnetVersion = "v1.5", device: str = "auto", dtype: torch.dtype = torch.float32
     ) -> MuseTalkGenerator:
-        """VAE + UNet on `device` in `dtype`, in eval mode, gradients off."""
-        self.layout.check(version)
-        generator = MuseTalkGenerator(self.load_vae(), self.load_unet(version))
+        """VAE + UNet on `device` in `dtype`, in eval mode, gradients off.
+
+        The UNet loads first: its layout check covers every file, so a gap fails before any load.
+        """
+        unet = self.load_unet(version)
+        generator = MuseTalkGenerator(self.load_vae(), unet)
         return generator.to(device=resolve_device(device), dtype=dtype).eval().requires_grad_(False)
 
     def load_audio_encoder(self, device: str = "auto") -> WhisperAudioEncoder:

@@ -33,9 +33,9 @@ def decode_audio_16k_mono(uri: str, what: str = "audio") -> np.ndarray:
                 for frame in container.decode(stream):
                     if resampler is None:
                         resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=SAMPLE_RATE)
-                    chunks.extend(_planes(out) for out in resampler.resample(frame))
+                    chunks.extend(_to_mono(out) for out in resampler.resample(frame))
                 if resampler is not None:
-                    chunks.extend(_planes(out) for out in resampler.resample(None))
+                    chunks.extend(_to_mono(out) for out in resampler.resample(None))
             except av.error.FFmpegError as exc:
                 raise InputError(f"{what} {uri} is corrupt ({exc.__class__.__name__}): re-export the file") from None
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
@@ -44,7 +44,7 @@ def decode_audio_16k_mono(uri: str, what: str = "audio") -> np.ndarray:
     return samples
 
 
-def _planes(frame: av.AudioFrame) -> np.ndarray:
+def _to_mono(frame: av.AudioFrame) -> np.ndarray:
     """A packed float frame -> (n,) mono: (1, n*channels) interleaved -> (n, channels) -> mean."""
     channels = len(frame.layout.channels)
     return frame.to_ndarray().reshape(-1, channels).mean(axis=1, dtype=np.float32)

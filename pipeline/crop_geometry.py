@@ -13,8 +13,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from models.vae import CROP_SIZE
+
 NOSE_BRIDGE = 29
-CROP_SIZE = 256
 PASTE_EXPAND = 1.5
 
 CropVersion = Literal["v1.5", "v1.0"]
