@@ -27,6 +27,7 @@ from models.vae import CropAutoencoder
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = os.environ.get("MUSEDUB_WEIGHTS", "weights")
+_WARNED_RANDOM: set[str] = set()  # warn once per process and location
 
 
 def cache_root() -> Path:
@@ -58,7 +59,8 @@ class ModelStore:
             root = local_path(self.uri) if is_local(self.uri) else self._fetch()
             self._layout = WeightsLayout(root)
             self._layout.check_root()
-            if self._layout.is_random:
+            if self._layout.is_random and self.uri not in _WARNED_RANDOM:
+                _WARNED_RANDOM.add(self.uri)
                 log.warning("weights at %s are RANDOM (made by init-random): output will not lip-sync", self.uri)
         return self._layout
 

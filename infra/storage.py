@@ -7,6 +7,7 @@ reads, logs or formats them.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,3 +102,41 @@ def write_bytes_atomic(uri: str, data: bytes, what: str) -> None:
         return
     fs, path = filesystem(uri)
     fs.pipe_file(path, data)
+
+
+def commit_file(local: Path, uri: str, what: str) -> None:
+    """Publish a finished local file at `uri` so readers see either nothing or all of it.
+
+    Local: copied beside the target under a temporary name, then renamed. Object stores: one
+    upload, which S3 and GCS make visible only when complete (multipart uploads included).
+    """
+    validate_uri(uri, what)
+    if is_local(uri):
+        target = local_path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        os.close(fd)
+        try:
+            shutil.copyfile(local, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return
+    fs, path = filesystem(uri)
+    fs.put_file(str(local), path)
+
+
+def check_writable(uri: str, what: str) -> None:
+    """Fail before any work when the output's folder cannot take files (local outputs only;
+    object-store permissions show at commit)."""
+    validate_uri(uri, what)
+    if not is_local(uri):
+        return
+    target = local_path(uri)
+    if target.is_dir():
+        raise InputError(f"{what} {uri} is a folder: give a file name such as {target / 'dubbed.mp4'}")
+    parent = target.parent if str(target.parent) else Path(".")
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise InputError(f"{what} {uri} cannot be written: {existing} is not a writable folder")

@@ -8,6 +8,7 @@ Paste-back works in a square 1.5x the box, centred on it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Literal
 
 import cv2
@@ -74,3 +75,23 @@ def paste_square(box: Box) -> Box:
 def blur_kernel(square_width: int) -> int:
     """Odd Gaussian kernel size for feathering the paste mask: int(0.05 * W // 2 * 2) + 1."""
     return int(0.05 * square_width // 2 * 2) + 1
+
+
+class FaceStatus(IntEnum):
+    """Why a frame is, or is not, regenerated; frames other than OK pass through unchanged."""
+
+    OK = 0
+    NO_FACE = 1
+    TOO_SMALL = 2
+    LEAVING_FRAME = 3
+
+
+def face_status(landmarks: np.ndarray, box: Box | None, width: int, height: int, min_face: int) -> FaceStatus:
+    """Classify one frame's face: none found, smaller than `min_face` px, or partly outside the frame."""
+    if box is None or np.isnan(landmarks).any():
+        return FaceStatus.NO_FACE
+    if box.x1 < 0 or box.x2 > width or float(landmarks[:, 1].max()) > height or float(landmarks[:, 1].min()) < 0:
+        return FaceStatus.LEAVING_FRAME
+    if min(box.width, box.height) < min_face:
+        return FaceStatus.TOO_SMALL
+    return FaceStatus.OK

@@ -1,0 +1,46 @@
+"""Paste a generated face back into its frame, touching only the feathered lower face.
+
+The mask is the region between the jaw line and the base of the nose (from landmarks; the
+BiSeNet 'jaw' parsing of the reference is the better mask when its weights are present),
+eroded and then blurred with the reference's kernel so the feather stays inside the face, and
+kept to the lower half of the paste square. Outside it every pixel is the source's, bit for bit.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from models.vae import CROP_SIZE
+from pipeline.crop_geometry import Box, blur_kernel, paste_square
+
+JAW_TO_NOSE = [*range(1, 16), 35, 34, 33, 32, 31]  # jaw line left to right, back along the nose base
+
+
+def lower_face_mask(landmarks: np.ndarray, box: Box) -> np.ndarray:
+    """float32 (box.height, box.width) in [0, 1]: where the generated face replaces the source."""
+    square = paste_square(box)
+    kernel = blur_kernel(square.width)
+    polygon = np.round(landmarks[JAW_TO_NOSE] - (box.x1, box.y1)).astype(np.int32)  # (20, 2) in box pixels
+    mask = np.zeros((box.height, box.width), np.uint8)
+    cv2.fillPoly(mask, [polygon], 255)
+    mask = cv2.erode(mask, np.ones((kernel, kernel), np.uint8))  # the blur then spreads back to the edge
+    soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (kernel, kernel), 0)
+    soft[: max(0, (square.y1 + square.y2) // 2 - box.y1)] = 0.0  # lower half of the paste square only
+    return soft
+
+
+def blend_face(frame: np.ndarray, generated: np.ndarray, box: Box, mask: np.ndarray) -> np.ndarray:
+    """A copy of RGB `frame` with the (256, 256, 3) `generated` crop resized into `box` under `mask`.
+
+    `box` lies inside the frame (frames whose face leaves it are never blended).
+    """
+    if generated.shape != (CROP_SIZE, CROP_SIZE, 3):
+        raise ValueError(f"generated crop must be ({CROP_SIZE}, {CROP_SIZE}, 3), got {generated.shape}")
+    face = cv2.resize(generated, (box.width, box.height), interpolation=cv2.INTER_LANCZOS4)
+    out = frame.copy()
+    region = out[box.y1 : box.y2, box.x1 : box.x2]
+    alpha = mask[..., None]  # (h, w, 1)
+    mixed = np.clip(np.rint(region * (1.0 - alpha) + face * alpha), 0, 255).astype(np.uint8)
+    region[...] = np.where(alpha > 0, mixed, region)
+    return out

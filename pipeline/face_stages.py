@@ -1,0 +1,79 @@
+"""CPU stages on the face: landmarks for a whole job's video, then crops for each segment.
+
+Row keys read and added:
+- TrackFacesStage: video, still_fps -> landmarks (N, 68, 2) float32 (NaN without a face), shot (N,)
+- CropStage: video, still_fps, source (n,), landmarks (n, 68, 2) -> status (n,) uint8,
+  boxes (n, 4) int32 (x1, y1, x2, y2; zeros unless OK), crops (k, 256, 256, 3) uint8 for the k OK frames
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from infra.model_store import ModelStore
+from models.landmarks import LandmarkDetector, load_landmark_detector
+from models.vae import CROP_SIZE
+from pipeline.audio_windows import parse_fps
+from pipeline.crop_geometry import FaceStatus, crop_box, crop_face, face_status
+from pipeline.dub_options import DubOptions
+from pipeline.face_track import FaceTracker
+from pipeline.stage import Resources, Row
+from pipeline.video_frames import FrameReader
+from pipeline.video_probe import probe_video
+
+
+@dataclass
+class TrackFacesStage:
+    weights: str
+    options: DubOptions
+    resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
+    _detector: LandmarkDetector | None = field(default=None, init=False, repr=False)
+
+    def setup(self) -> None:
+        layout = ModelStore(self.weights).layout
+        self._detector = load_landmark_detector(self.options.landmarks, layout.face_alignment)
+
+    def __call__(self, row: Row) -> Row:
+        assert self._detector is not None, "setup() first"
+        info = probe_video(row["video"], parse_fps(row["still_fps"]))
+        tracker = FaceTracker(self._detector, self.options.detect_every)
+        with FrameReader(info) as reader:
+            track = tracker.track(reader.frames(range(info.frame_count)), self.options.smooth_radius)
+        return {**row, "landmarks": track.landmarks, "shot": track.shot}
+
+
+@dataclass
+class CropStage:
+    options: DubOptions
+    resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
+
+    def setup(self) -> None:
+        """Nothing to load: cropping is geometry."""
+
+    def __call__(self, row: Row) -> Row:
+        info = probe_video(row["video"], parse_fps(row["still_fps"]))
+        landmarks = row["landmarks"]
+        n = len(row["source"])
+        status = np.full(n, FaceStatus.NO_FACE, np.uint8)
+        boxes = np.zeros((n, 4), np.int32)
+        crops: list[np.ndarray] = []
+        with FrameReader(info) as reader:
+            for i, frame in enumerate(reader.frames(row["source"])):
+                if np.isnan(landmarks[i]).any():
+                    continue
+                box = crop_box(
+                    landmarks[i],
+                    info.height,
+                    self.options.version,
+                    extra_margin=self.options.extra_margin,
+                    bbox_shift=self.options.bbox_shift,
+                )
+                status[i] = face_status(landmarks[i], box, info.width, info.height, self.options.min_face)
+                if status[i] == FaceStatus.OK:
+                    assert box is not None
+                    boxes[i] = (box.x1, box.y1, box.x2, box.y2)
+                    crops.append(crop_face(frame, box))
+        stacked = np.stack(crops) if crops else np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8)
+        return {**row, "status": status, "boxes": boxes, "crops": stacked}

@@ -1,0 +1,55 @@
+"""H.264 segment files: libx264, yuv420p, constant rate, a closed GOP starting every segment.
+
+Segments written with the same settings share their parameter sets, so `stitch` can join them
+without re-encoding.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+DEFAULT_CRF = 18  # visually lossless for x264
+DEFAULT_PRESET = "medium"
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """yuv420p needs even sides: odd ones grow by one pixel, filled by repeating the edge."""
+    return width + width % 2, height + height % 2
+
+
+class SegmentEncoder:
+    """Writes RGB frames of one segment to an mp4 at `fps`; use as a context manager."""
+
+    def __init__(
+        self, path: Path, width: int, height: int, fps: Fraction, crf: int = DEFAULT_CRF, preset: str = DEFAULT_PRESET
+    ) -> None:
+        self.width, self.height = even_size(width, height)
+        self._container = av.open(str(path), mode="w", format="mp4")
+        self._stream = self._container.add_stream("libx264", rate=fps)
+        self._stream.width, self._stream.height = self.width, self.height
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.codec_context.time_base = 1 / fps
+        # open-gop off keeps each segment independently decodable; fixed params keep SPS/PPS equal.
+        self._stream.options = {"crf": str(crf), "preset": preset, "x264-params": "open-gop=0"}
+        self.frames = 0
+
+    def __enter__(self) -> SegmentEncoder:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self._container.mux(self._stream.encode(None))
+        self._container.close()
+
+    def write(self, rgb: np.ndarray) -> None:
+        pad_y, pad_x = self.height - rgb.shape[0], self.width - rgb.shape[1]
+        if pad_y or pad_x:
+            rgb = np.pad(rgb, ((0, pad_y), (0, pad_x), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = self.frames
+        self._container.mux(self._stream.encode(frame))
+        self.frames += 1
