@@ -22,13 +22,11 @@ from diffusers import AutoencoderKL
 from skimage.data import astronaut
 from transformers import WhisperConfig, WhisperFeatureExtractor
 
-from infra.model_store import ModelStore, resolve_device
+from infra.model_store import DTYPES, ModelStore, resolve_device
 from models.audio_encoder import TINY_WHISPER_CONFIG, WHISPER_TINY_CONFIG, WINDOW_SAMPLES, WhisperAudioEncoder
 from models.generator import MuseTalkGenerator
 from models.unet import MUSETALK_UNET_CONFIG, TINY_UNET_CONFIG, MuseTalkUNet
 from models.vae import SD_VAE_CONFIG, TINY_VAE_CONFIG, CropAutoencoder
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def build(size: str, weights: str | None) -> tuple[MuseTalkGenerator, WhisperAudioEncoder]:

@@ -27,6 +27,7 @@ from models.vae import CropAutoencoder
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = os.environ.get("MUSEDUB_WEIGHTS", "weights")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _WARNED_RANDOM: set[str] = set()  # warn once per process and location
 
 

@@ -25,7 +25,7 @@ def lower_face_mask(landmarks: np.ndarray, box: Box) -> np.ndarray:
     mask = np.zeros((box.height, box.width), np.uint8)
     cv2.fillPoly(mask, [polygon], 255)
     mask = cv2.erode(mask, np.ones((kernel, kernel), np.uint8))  # the blur then spreads back to the edge
-    soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (kernel, kernel), 0)
+    soft = np.clip(cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (kernel, kernel), 0), 0.0, 1.0)
     soft[: max(0, (square.y1 + square.y2) // 2 - box.y1)] = 0.0  # lower half of the paste square only
     return soft
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from infra.model_store import ModelStore
+from infra.model_store import DTYPES, ModelStore
 from models.generator import MuseTalkGenerator
 from pipeline.audio_decode import decode_audio_16k_mono
 from pipeline.audio_prompts import AudioPrompter
@@ -21,8 +21,6 @@ from pipeline.audio_windows import parse_fps
 from pipeline.crop_geometry import FaceStatus
 from pipeline.dub_options import DubOptions
 from pipeline.stage import Resources, Row
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass

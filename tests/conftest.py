@@ -11,11 +11,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from infra.random_weights import write_random_weights
+from infra.sample_media import write_audio
 from infra.weights_layout import WeightsLayout
 from models.audio_encoder import WhisperAudioEncoder
 from pipeline.audio_decode import decode_audio_16k_mono
@@ -41,29 +41,6 @@ def speech_path() -> Path:
 @pytest.fixture(scope="session")
 def speech(speech_path: Path) -> np.ndarray:
     return decode_audio_16k_mono(str(speech_path))
-
-
-def write_audio(path: Path, samples: np.ndarray, rate: int, codec: str = "pcm_s16le") -> Path:
-    """Encode float samples (n,) or (n, channels) in [-1, 1] with PyAV."""
-    planar = samples[:, None] if samples.ndim == 1 else samples
-    layout = {1: "mono", 2: "stereo"}[planar.shape[1]]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate, layout=layout)
-        fmt = stream.codec_context.format.name if codec != "pcm_s16le" else "s16"
-        frame_size = stream.codec_context.frame_size or 1024
-        pcm = (np.clip(planar, -1, 1) * 32767).astype(np.int16)
-        resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
-        pts = 0
-        for i in range(0, len(pcm), frame_size):
-            chunk = np.ascontiguousarray(pcm[i : i + frame_size])  # (n, channels) interleaved
-            frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout=layout)
-            frame.sample_rate = rate
-            frame.pts = pts
-            pts += len(chunk)
-            for converted in resampler.resample(frame):
-                container.mux(stream.encode(converted))
-        container.mux(stream.encode(None))
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -130,3 +107,22 @@ def s3_bucket(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
     name = ("t-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()))[:50].strip("-")
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def dlib_detector():
+    """The real dlib 68-point landmark model (the dlib extra)."""
+    from models.landmarks import load_landmark_detector
+
+    return load_landmark_detector("dlib", Path("unused"))
+
+
+@pytest.fixture(scope="session")
+def short_speech(tmp_path_factory: pytest.TempPathFactory, speech: np.ndarray) -> Path:
+    """2.2 s of the real speech (55 frames at 25 fps): long enough to cycle a 1 s clip."""
+    return write_audio(tmp_path_factory.mktemp("speech") / "speech_2s.wav", speech[16000 : 16000 + 35200], 16000)
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clips")

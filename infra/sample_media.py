@@ -1,4 +1,8 @@
-"""Short clips of a real face: scikit-image's astronaut photo moved on a canvas, encoded with PyAV."""
+"""Clips of a real face for tests, benchmarks and the README's first run: scikit-image's
+astronaut photo moved on a canvas (drift, zoom, a few degrees of turn), encoded with PyAV.
+
+Needs scikit-image (the test extra).
+"""
 
 from __future__ import annotations
 
@@ -63,5 +67,28 @@ def write_clip(
             frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
             frame.pts = i
             container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def write_audio(path: Path, samples: np.ndarray, rate: int, codec: str = "pcm_s16le") -> Path:
+    """Encode float samples (n,) or (n, channels) in [-1, 1] with PyAV."""
+    planar = samples[:, None] if samples.ndim == 1 else samples
+    layout = {1: "mono", 2: "stereo"}[planar.shape[1]]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate, layout=layout)
+        fmt = stream.codec_context.format.name if codec != "pcm_s16le" else "s16"
+        frame_size = stream.codec_context.frame_size or 1024
+        pcm = (np.clip(planar, -1, 1) * 32767).astype(np.int16)
+        resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
+        pts = 0
+        for i in range(0, len(pcm), frame_size):
+            chunk = np.ascontiguousarray(pcm[i : i + frame_size])  # (n, channels) interleaved
+            frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout=layout)
+            frame.sample_rate = rate
+            frame.pts = pts
+            pts += len(chunk)
+            for converted in resampler.resample(frame):
+                container.mux(stream.encode(converted))
         container.mux(stream.encode(None))
     return path

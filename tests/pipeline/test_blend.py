@@ -1,0 +1,39 @@
+"""Blending touches only the feathered lower face: every other pixel is the source's, exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from infra.sample_media import face_frame
+from pipeline.blend import blend_face, lower_face_mask
+from pipeline.crop_geometry import FaceStatus, crop_box, crop_face, face_status, paste_square
+
+
+def test_only_the_lower_face_changes(dlib_detector) -> None:
+    frame = face_frame(0.3)
+    marks = dlib_detector.landmarks(frame, dlib_detector.detect(frame)[0])
+    box = crop_box(marks, frame.shape[0])
+    assert box is not None and face_status(marks, box, 320, 240, 64) == FaceStatus.OK
+    mask = lower_face_mask(marks, box)
+    assert mask.shape == (box.height, box.width) and 0 <= mask.min() and mask.max() == 1.0
+    square = paste_square(box)
+    rows = np.nonzero(mask.max(axis=1) > 0)[0] + box.y1
+    assert rows.min() >= (square.y1 + square.y2) // 2  # lower half of the paste square only
+    tip_x, tip_y = np.round(marks[30] - (box.x1, box.y1)).astype(int)
+    assert mask[tip_y, tip_x] == 0  # the nose stays the source's
+    generated = 255 - crop_face(frame, box)  # anything different from the source
+    out = blend_face(frame, generated, box, mask)
+    inside = np.zeros(frame.shape[:2], bool)
+    inside[box.y1 : box.y2, box.x1 : box.x2] = mask > 0
+    assert np.array_equal(out[~inside], frame[~inside])
+    assert (out[inside] != frame[inside]).any(axis=-1).mean() > 0.9
+
+
+def test_faces_leaving_the_frame_or_too_small_are_not_blended(dlib_detector) -> None:
+    frame = face_frame(0.0)
+    marks = dlib_detector.landmarks(frame, dlib_detector.detect(frame)[0])
+    box = crop_box(marks, 240)
+    assert face_status(marks, box, 320, 240, min_face=box.width + 1) == FaceStatus.TOO_SMALL
+    shifted = marks + (330 - marks[:, 0].max(), 0)  # jaw past the right edge (width 320)
+    assert face_status(shifted, crop_box(shifted, 240), 320, 240, 64) == FaceStatus.LEAVING_FRAME
+    assert face_status(np.full((68, 2), np.nan), None, 320, 240, 64) == FaceStatus.NO_FACE
