@@ -77,7 +77,7 @@ def stage_figures(clip: Path, frames: int, landmarks: str, weights: Path) -> Non
         with SegmentEncoder(Path(work) / "s.mp4", info.width, info.height, info.fps) as encoder:
             for frame in blended:
                 encoder.write(frame)
-        print(f"encode x264 crf18 medium: {rate(frames, time.perf_counter() - tick)}")
+        print(f"encode x264 (defaults):   {rate(frames, time.perf_counter() - tick)}")
 
 
 def whole_path(clip: Path, audio: Path, weights: Path, landmarks: str, out: Path) -> None:

@@ -14,6 +14,7 @@ from models.landmarks import LandmarkBackend
 from pipeline.dub_options import DubOptions
 from pipeline.length_policy import LengthPolicy
 from pipeline.local_runner import LocalRunner, report_uri
+from pipeline.video_encode import DEFAULT_CRF, DEFAULT_PRESET
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,8 @@ def dub(
     version: Annotated[str, typer.Option(help="UNet version: v1.5 or v1.0.")] = "v1.5",
     extra_margin: Annotated[int, typer.Option(help="v1.5: px added below the chin.")] = 10,
     bbox_shift: Annotated[int, typer.Option(help="v1.0: px the nose point moves down.")] = 0,
-    crf: Annotated[int, typer.Option(help="x264 quality, lower is better; 18 is visually lossless.")] = 18,
-    preset: Annotated[str, typer.Option(help="x264 preset.")] = "medium",
+    crf: Annotated[int, typer.Option(help="x264 quality, lower is better; 16 is visually lossless.")] = DEFAULT_CRF,
+    preset: Annotated[str, typer.Option(help="x264 preset.")] = DEFAULT_PRESET,
     detect_every: Annotated[int, typer.Option(help="Full-frame face detection every N frames.")] = 5,
     min_face: Annotated[int, typer.Option(help="Faces smaller than this (px) pass through.")] = 64,
     still_fps: Annotated[str, typer.Option(help="Frame rate of the output for a still-image video.")] = "25",

@@ -22,7 +22,7 @@ class DubOptions(BaseModel):
     extra_margin: int = Field(10, ge=0, le=100, description="v1.5: px added below the chin")
     bbox_shift: int = Field(0, ge=-100, le=100, description="v1.0: px the nose point moves down")
     length_policy: LengthPolicy = "cycle"
-    crf: int = Field(DEFAULT_CRF, ge=0, le=51, description="x264 quality: lower is better; 18 is visually lossless")
+    crf: int = Field(DEFAULT_CRF, ge=0, le=51, description="x264 quality: lower is better; 16 is visually lossless")
     preset: Literal[X264_PRESETS] = DEFAULT_PRESET  # type: ignore[valid-type]
     landmarks: LandmarkBackend = "face-alignment"
     detect_every: int = Field(5, ge=1, le=250, description="full-frame face detection every N frames")

@@ -12,7 +12,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-DEFAULT_CRF = 18  # visually lossless for x264
+# Visually lossless with margin: re-encoding decoded 4:2:0 through RGB costs ~45 dB by itself
+# (measured), and CRF 16 keeps untouched pixels above 40 dB PSNR on detailed content.
+DEFAULT_CRF = 16
 DEFAULT_PRESET = "medium"
 
 

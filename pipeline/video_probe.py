@@ -74,10 +74,14 @@ def probe_video(uri: str, still_fps: Fraction = DEFAULT_STILL_FPS, what: str = "
                 raise InputError(f"{what} {uri} has no video stream: give a video or an image of the speaker")
             stream = container.streams.video[0]
             still = container.format.name in IMAGE_FORMATS
+            stamps: list[int | None] = []
+            first: av.VideoFrame | None = None
             try:
-                stamps = [p.pts if p.pts is not None else p.dts for p in container.demux(stream) if p.size]
-                container.seek(0)
-                first = next(container.decode(stream), None)
+                for packet in container.demux(stream):
+                    if packet.size:
+                        stamps.append(packet.pts if packet.pts is not None else packet.dts)
+                    if first is None:  # decode only until the first frame comes out
+                        first = next(iter(packet.decode()), None)
             except av.error.FFmpegError as exc:
                 raise InputError(f"{what} {uri} is corrupt ({exc.__class__.__name__}): re-export the video") from None
             if first is None or not stamps:

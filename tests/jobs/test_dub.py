@@ -1,0 +1,190 @@
+"""`musedub dub` end to end on the real astronaut face and real speech, tiny random weights,
+real dlib landmarks: length, rate, audio, untouched pixels, faceless frames, stills, bad input."""
+
+from __future__ import annotations
+
+import json
+import wave
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from skimage.data import astronaut
+
+from infra.sample_media import write_clip
+from infra.weights_layout import WeightsLayout
+from jobs.cli import main
+from pipeline.audio_decode import decode_audio_16k_mono
+from pipeline.blend import lower_face_mask
+from pipeline.crop_geometry import FaceStatus, crop_box, face_status
+from pipeline.face_track import FaceTracker
+from pipeline.length_policy import source_frames
+from pipeline.video_frames import FrameReader
+from pipeline.video_probe import probe_video
+
+
+def dub(tiny_weights: WeightsLayout, video: str, audio: str, output: str, *extra: str) -> int:
+    args = ["dub", "--video", video, "--audio", audio, "--output", output, "--weights", str(tiny_weights.root)]
+    return main([*args, "--landmarks", "dlib", "--device", "cpu", "--batch-size", "16", *extra])
+
+
+def decoded(path: Path | str) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.mark.parametrize("fps", [Fraction(25), Fraction(30)])
+def test_dub_follows_the_audio_and_keeps_the_rest_of_the_frame(
+    tiny_weights: WeightsLayout, dlib_detector, clip_dir: Path, short_speech: Path, tmp_path: Path, fps: Fraction
+) -> None:
+    clip = write_clip(clip_dir / f"face_{fps}.mp4", fps, int(fps))  # 1 s: the 2.2 s audio cycles it
+    out = tmp_path / "out" / "dubbed.mp4"
+    assert dub(tiny_weights, str(clip), str(short_speech), str(out)) == 0
+    speech = decode_audio_16k_mono(str(short_speech))
+    expected = len(speech) * fps.numerator // (16000 * fps.denominator)  # floor(seconds * fps)
+    with av.open(str(out)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert video.codec_context.name == "h264" and video.pix_fmt == "yuv420p"
+        assert Fraction(video.average_rate) == fps
+        assert audio.codec_context.name == "aac"
+    frames = decoded(out)
+    assert len(frames) == expected
+    dubbed = decode_audio_16k_mono(str(out))  # the dub audio is in the output
+    assert abs(len(dubbed) - len(speech)) <= 1024  # within the last AAC frame's padding
+    n = min(len(dubbed), len(speech)) - 2000
+    assert np.corrcoef(dubbed[1000:n], speech[1000:n])[0, 1] > 0.9
+    report = json.loads(Path(str(out) + ".report.json").read_text())
+    assert report["output_frames"] == expected and report["faces"]["ok"] == expected
+    assert report["random_weights"] is True and report["options"]["length_policy"] == "cycle"
+    # outside the lower-face mask every output pixel is the source's within codec tolerance
+    info = probe_video(str(clip))
+    with FrameReader(info) as reader:
+        source = list(reader.frames(range(info.frame_count)))
+    track = FaceTracker(dlib_detector).track(source)
+    kept_out, kept_src = [], []
+    for i, s in enumerate(source_frames(0, expected, info.frame_count, "cycle")):
+        box = crop_box(track.landmarks[s], info.height)
+        assert face_status(track.landmarks[s], box, info.width, info.height, 64) == FaceStatus.OK
+        outside = np.ones(frames[i].shape[:2], bool)
+        outside[box.y1 : box.y2, box.x1 : box.x2] = lower_face_mask(track.landmarks[s], box) == 0
+        kept_out.append(frames[i][outside])
+        kept_src.append(source[s][outside])
+    assert psnr(np.concatenate(kept_out), np.concatenate(kept_src)) > 40
+
+
+def test_faceless_second_passes_through_and_the_job_succeeds(
+    tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, tmp_path: Path
+) -> None:
+    clip = write_clip(clip_dir / "gap.mp4", Fraction(25), 75, faceless=range(25, 50))  # 3 s, audio 2.2 s
+    out = tmp_path / "gap_dubbed.mp4"
+    assert dub(tiny_weights, str(clip), str(short_speech), str(out)) == 0
+    frames, source = decoded(out), decoded(clip)
+    assert len(frames) == 55  # the video is trimmed to the audio
+    report = json.loads(Path(str(out) + ".report.json").read_text())
+    assert report["faces"] == {"ok": 30, "no_face": 25, "too_small": 0, "leaving_frame": 0}
+    for i in range(25, 50):
+        assert psnr(frames[i], source[i]) > 40, f"faceless frame {i} changed"
+    assert min(psnr(frames[i], source[i]) for i in range(25)) < 40  # with a face, the mouth is regenerated
+
+
+@pytest.mark.parametrize("kind", ["png", "jpg", "one-frame mp4"])
+def test_still_image_is_animated_for_the_whole_audio(
+    tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, tmp_path: Path, kind: str
+) -> None:
+    if kind == "one-frame mp4":
+        still = write_clip(tmp_path / "one.mp4", Fraction(25), 1)
+    else:
+        still = tmp_path / f"face.{kind}"
+        cv2.imwrite(str(still), astronaut()[..., ::-1])  # 512x512, the face about 90 px
+    out = tmp_path / "still.mp4"
+    assert dub(tiny_weights, str(still), str(short_speech), str(out)) == 0
+    frames = decoded(out)
+    assert len(frames) == 55
+    assert json.loads(Path(str(out) + ".report.json").read_text())["faces"]["ok"] == 55
+    assert len({f[frames[0].shape[0] // 2 :].tobytes() for f in frames}) > 1  # the mouth moves
+
+
+def test_s3_in_and_out(tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, s3_bucket: str) -> None:
+    import boto3
+
+    s3 = boto3.client("s3")
+    clip = write_clip(clip_dir / "s3.mp4", Fraction(25), 25)
+    s3.upload_file(str(clip), s3_bucket, "in/face.mp4")
+    s3.upload_file(str(short_speech), s3_bucket, "in/speech.wav")
+    out = f"s3://{s3_bucket}/out/dubbed.mp4"
+    assert dub(tiny_weights, f"s3://{s3_bucket}/in/face.mp4", f"s3://{s3_bucket}/in/speech.wav", out) == 0
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="out/")["Contents"]}
+    assert keys == {"out/dubbed.mp4", "out/dubbed.mp4.report.json"}
+    body = s3.get_object(Bucket=s3_bucket, Key="out/dubbed.mp4")["Body"].read()
+    assert body[4:8] == b"ftyp" and body.find(b"moov") < body.find(b"mdat")  # +faststart: index first
+
+
+def _bad_inputs(tmp: Path, clip: Path, speech: Path) -> dict[str, tuple[str, str, str]]:
+    """name -> (video, audio, expected message)."""
+    truncated = tmp / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    noise = tmp / "noise.mp4"
+    noise.write_bytes(np.random.default_rng(1).bytes(20000))
+    silent = tmp / "empty.wav"
+    with wave.open(str(silent), "wb") as handle:  # a valid wav header and no samples
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(16000)
+    return {
+        "truncated mp4": (str(truncated), str(speech), "truncated.mp4"),
+        "random bytes": (str(noise), str(speech), "noise.mp4 is not a readable media file"),
+        "audio as video": (str(speech), str(speech), "has no video stream"),
+        "0 s audio": (str(clip), str(silent), "0 s"),
+        "audio with no audio stream": (str(clip), str(clip), "has no audio stream"),
+        "missing file": (str(tmp / "nope.mp4"), str(speech), "does not exist"),
+        "unsupported URI": ("http://example.com/v.mp4", str(speech), "unsupported scheme"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "truncated mp4",
+        "random bytes",
+        "audio as video",
+        "0 s audio",
+        "audio with no audio stream",
+        "missing file",
+        "unsupported URI",
+    ],
+)
+def test_bad_input_is_one_line_and_leaves_nothing(
+    tiny_weights: WeightsLayout,
+    clip_dir: Path,
+    short_speech: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+) -> None:
+    clip = write_clip(clip_dir / "bad_base.mp4", Fraction(25), 25)
+    video, audio, message = _bad_inputs(tmp_path, clip, short_speech)[case]
+    out = tmp_path / "out" / "never.mp4"
+    assert dub(tiny_weights, video, audio, str(out)) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("musedub: error:")]
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists() and not Path(str(out) + ".report.json").exists()
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_unreadable_s3_uri_leaves_nothing(
+    tiny_weights: WeightsLayout, short_speech: Path, s3_bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    out = f"s3://{s3_bucket}/out/never.mp4"
+    assert dub(tiny_weights, f"s3://{s3_bucket}/missing.mp4", str(short_speech), out) == 2
+    assert f"video s3://{s3_bucket}/missing.mp4 cannot be read" in capsys.readouterr().err
+    assert boto3.client("s3").list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
