@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -89,19 +89,23 @@ def write_bytes_atomic(uri: str, data: bytes, what: str) -> None:
     """
     validate_uri(uri, what)
     if is_local(uri):
-        target = local_path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _replace_atomically(local_path(uri), lambda tmp: Path(tmp).write_bytes(data))
         return
     fs, path = filesystem(uri)
     fs.pipe_file(path, data)
+
+
+def _replace_atomically(target: Path, write: Callable[[str], object]) -> None:
+    """`write(tmp)` a temporary file beside `target`, then rename it over `target`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def commit_file(local: Path, uri: str, what: str) -> None:
@@ -112,16 +116,7 @@ def commit_file(local: Path, uri: str, what: str) -> None:
     """
     validate_uri(uri, what)
     if is_local(uri):
-        target = local_path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-        os.close(fd)
-        try:
-            shutil.copyfile(local, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _replace_atomically(local_path(uri), lambda tmp: shutil.copyfile(local, tmp))
         return
     fs, path = filesystem(uri)
     fs.put_file(str(local), path)

@@ -10,34 +10,27 @@ import av
 import numpy as np
 
 from infra.errors import InputError
-from infra.storage import open_input
 from models.audio_encoder import SAMPLE_RATE
+from pipeline.media_open import open_media
 
 
 def decode_audio_16k_mono(uri: str, what: str = "audio") -> np.ndarray:
     """The first audio stream of `uri` as float32 samples at 16 kHz, channels averaged."""
-    with open_input(uri, what) as source:
+    with open_media(uri, what, "a wav, mp3, m4a, ...") as container:
+        if not container.streams.audio:
+            raise InputError(f"{what} {uri} has no audio stream: give a file that carries the speech")
+        stream = container.streams.audio[0]
+        chunks: list[np.ndarray] = []
+        resampler: av.AudioResampler | None = None
         try:
-            container = av.open(source, mode="r")
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise InputError(
-                f"{what} {uri} is not a readable media file ({exc.__class__.__name__}): give a wav, mp3, m4a, ..."
-            ) from None
-        with container:
-            if not container.streams.audio:
-                raise InputError(f"{what} {uri} has no audio stream: give a file that carries the speech")
-            stream = container.streams.audio[0]
-            chunks: list[np.ndarray] = []
-            resampler: av.AudioResampler | None = None
-            try:
-                for frame in container.decode(stream):
-                    if resampler is None:
-                        resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=SAMPLE_RATE)
-                    chunks.extend(_to_mono(out) for out in resampler.resample(frame))
-                if resampler is not None:
-                    chunks.extend(_to_mono(out) for out in resampler.resample(None))
-            except av.error.FFmpegError as exc:
-                raise InputError(f"{what} {uri} is corrupt ({exc.__class__.__name__}): re-export the file") from None
+            for frame in container.decode(stream):
+                if resampler is None:
+                    resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=SAMPLE_RATE)
+                chunks.extend(_to_mono(out) for out in resampler.resample(frame))
+            if resampler is not None:
+                chunks.extend(_to_mono(out) for out in resampler.resample(None))
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{what} {uri} is corrupt ({exc.__class__.__name__}): re-export the file") from None
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if samples.size == 0:
         raise InputError(f"{what} {uri} holds no samples (0 s): give audio at least one video frame long")

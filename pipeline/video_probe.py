@@ -15,8 +15,8 @@ import av
 import numpy as np
 
 from infra.errors import InputError
-from infra.storage import open_input
 from pipeline.audio_windows import parse_fps
+from pipeline.media_open import open_media
 
 IMAGE_FORMATS = frozenset({"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe"})
 DEFAULT_STILL_FPS = Fraction(25)
@@ -62,45 +62,38 @@ class VideoInfo:
 
 def probe_video(uri: str, still_fps: Fraction = DEFAULT_STILL_FPS, what: str = "video") -> VideoInfo:
     """Probe `uri`; raise InputError naming it when it is not a decodable video or image."""
-    with open_input(uri, what) as source:
+    with open_media(uri, what, "an mp4, mov, mkv, png, ...") as container:
+        if not container.streams.video:
+            raise InputError(f"{what} {uri} has no video stream: give a video or an image of the speaker")
+        stream = container.streams.video[0]
+        still = container.format.name in IMAGE_FORMATS
+        stamps: list[int | None] = []
+        first: av.VideoFrame | None = None
         try:
-            container = av.open(source, mode="r")
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise InputError(
-                f"{what} {uri} is not a readable media file ({exc.__class__.__name__}): give an mp4, mov, mkv, png, ..."
-            ) from None
-        with container:
-            if not container.streams.video:
-                raise InputError(f"{what} {uri} has no video stream: give a video or an image of the speaker")
-            stream = container.streams.video[0]
-            still = container.format.name in IMAGE_FORMATS
-            stamps: list[int | None] = []
-            first: av.VideoFrame | None = None
-            try:
-                for packet in container.demux(stream):
-                    if packet.size:
-                        stamps.append(packet.pts if packet.pts is not None else packet.dts)
-                    if first is None:  # decode only until the first frame comes out
-                        first = next(iter(packet.decode()), None)
-            except av.error.FFmpegError as exc:
-                raise InputError(f"{what} {uri} is corrupt ({exc.__class__.__name__}): re-export the video") from None
-            if first is None or not stamps:
-                raise InputError(f"{what} {uri} holds no decodable frame: re-export the video")
-            rotation = int(first.rotation or 0)
-            width, height = (first.height, first.width) if rotation % 180 else (first.width, first.height)
-            pts = np.sort(np.array([s if s is not None else i for i, s in enumerate(stamps)], dtype=np.int64))
-            fps = still_fps if still else _average_rate(stream, pts)
-            return VideoInfo(
-                uri=uri,
-                width=width,
-                height=height,
-                fps=fps,
-                rotation=rotation,
-                codec=stream.codec_context.name,
-                still=still,
-                pts=pts,
-                source_index=_constant_rate_index(pts, stream.time_base, fps),
-            )
+            for packet in container.demux(stream):
+                if packet.size:
+                    stamps.append(packet.pts if packet.pts is not None else packet.dts)
+                if first is None:  # decode only until the first frame comes out
+                    first = next(iter(packet.decode()), None)
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{what} {uri} is corrupt ({exc.__class__.__name__}): re-export the video") from None
+        if first is None or not stamps:
+            raise InputError(f"{what} {uri} holds no decodable frame: re-export the video")
+        rotation = int(first.rotation or 0)
+        width, height = (first.height, first.width) if rotation % 180 else (first.width, first.height)
+        pts = np.sort(np.array([s if s is not None else i for i, s in enumerate(stamps)], dtype=np.int64))
+        fps = still_fps if still else _average_rate(stream, pts)
+        return VideoInfo(
+            uri=uri,
+            width=width,
+            height=height,
+            fps=fps,
+            rotation=rotation,
+            codec=stream.codec_context.name,
+            still=still,
+            pts=pts,
+            source_index=_constant_rate_index(pts, stream.time_base, fps),
+        )
 
 
 def _average_rate(stream: av.video.stream.VideoStream, pts: np.ndarray) -> Fraction:
