@@ -101,7 +101,8 @@ class FaceAlignmentLandmarks:
         return np.array([b[:4] for b in found], np.float32).reshape(-1, 4) / scale
 
     def landmarks(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
-        found = self._fa.get_landmarks_from_image(frame, detected_faces=[np.asarray(box, np.float32)])
+        # float64: face-alignment writes box-derived scalars into torch tensors, which refuses np.float32
+        found = self._fa.get_landmarks_from_image(frame, detected_faces=[np.asarray(box, np.float64)])
         return np.asarray(found[0], np.float32)[:, :2]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from infra.errors import ConfigError
@@ -23,3 +24,31 @@ def test_face_alignment_without_its_files_names_them(tmp_path: Path) -> None:
 def test_unknown_backend() -> None:
     with pytest.raises(ConfigError, match="not a backend"):
         load_landmark_detector("mediapipe", Path("."))  # type: ignore[arg-type]
+
+
+def test_face_alignment_loads_both_files_from_the_weights_folder_without_downloading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random S3FD and 2DFAN4 weights in the published file names; torch.hub points at an empty
+    folder, so any attempt to download would fail (there is no network)."""
+    import torch
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+    from face_alignment.models import FAN
+
+    from infra.sample_media import face_frame
+
+    torch.manual_seed(0)
+    folder = tmp_path / "face-alignment"
+    folder.mkdir()
+    torch.save(s3fd().state_dict(), folder / S3FD_FILE)
+    torch.save(FAN(4).state_dict(), folder / FAN_FILE)
+    hub = tmp_path / "hub"
+    monkeypatch.setenv("TORCH_HOME", str(hub))
+    torch.hub.set_dir(str(hub))
+    detector = load_landmark_detector("face-alignment", folder)
+    frame = face_frame(0.0)
+    boxes = detector.detect(frame)
+    assert boxes.ndim == 2 and boxes.shape[1] == 4  # random weights: any number of boxes
+    marks = detector.landmarks(frame, np.array([100, 60, 220, 200], np.float32))
+    assert marks.shape == (68, 2) and np.isfinite(marks).all()
+    assert not (hub / "checkpoints").exists()  # nothing was fetched
