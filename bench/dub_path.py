@@ -81,15 +81,18 @@ def stage_figures(clip: Path, frames: int, landmarks: str, weights: Path) -> Non
 
 
 def whole_path(clip: Path, audio: Path, weights: Path, landmarks: str, out: Path) -> None:
-    """`LocalRunner.dub` in a child process; prints its frames/s and peak RSS."""
+    """`LocalRunner.dub` in a child process; prints its frames/s and peak RSS.
+
+    The peak is the child's VmHWM: ru_maxrss would carry over the parent's peak across exec.
+    """
     code = (
-        "import resource, sys, json;"
+        "import json;"
         "from pipeline.dub_options import DubOptions;"
         "from pipeline.local_runner import LocalRunner;"
         f"r = LocalRunner(DubOptions(landmarks={landmarks!r}), {str(weights)!r}, 'cpu')"
         f".dub({str(clip)!r}, {str(audio)!r}, {str(out)!r});"
-        "print(json.dumps({'frames': r.output_frames, 'seconds': r.seconds,"
-        " 'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1];"
+        "print(json.dumps({'frames': r.output_frames, 'seconds': r.seconds, 'rss': int(hwm)}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     figures = json.loads(result.stdout.strip().splitlines()[-1])
@@ -112,8 +115,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         root = Path(work)
         weights = args.weights or write_random_weights(root / "weights", tiny=True, seed=0).root
-        clip = write_clip(root / "stage.mp4", FPS, args.stage_frames, size=SIZE, scale=FACE_SCALE, crf=18)
-        stage_figures(clip, args.stage_frames, args.landmarks, weights)
+        if args.stage_frames:
+            clip = write_clip(root / "stage.mp4", FPS, args.stage_frames, size=SIZE, scale=FACE_SCALE, crf=18)
+            stage_figures(clip, args.stage_frames, args.landmarks, weights)
         for seconds in (float(s) for s in args.whole.split(",") if s):
             frames = int(seconds * FPS)
             clip = write_clip(root / f"clip{seconds:g}.mp4", FPS, frames, size=SIZE, scale=FACE_SCALE, crf=18)
