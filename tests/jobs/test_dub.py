@@ -188,3 +188,15 @@ def test_unreadable_s3_uri_leaves_nothing(
     assert dub(tiny_weights, f"s3://{s3_bucket}/missing.mp4", str(short_speech), out) == 2
     assert f"video s3://{s3_bucket}/missing.mp4 cannot be read" in capsys.readouterr().err
     assert boto3.client("s3").list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
+
+
+def test_trim_audio_stops_with_the_video(
+    tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, tmp_path: Path
+) -> None:
+    clip = write_clip(clip_dir / "trim.mp4", Fraction(25), 25)  # 1 s; the audio is 2.2 s
+    out = tmp_path / "trimmed.mp4"
+    assert dub(tiny_weights, str(clip), str(short_speech), str(out), "--length-policy", "trim-audio") == 0
+    with av.open(str(out)) as container:
+        audio = container.streams.audio[0]
+        assert audio.duration * audio.time_base == 1
+    assert len(decoded(out)) == 25
