@@ -20,6 +20,8 @@ import fsspec
 from infra.errors import InputError
 
 REMOTE_SCHEMES = frozenset({"s3", "gs", "gcs", "az", "abfs", "abfss"})
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once at import: the process's umask, restored at once
 
 
 def _scheme(uri: str) -> str:
@@ -102,6 +104,7 @@ def _replace_atomically(target: Path, write: Callable[[str], object]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files get the usual mode
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,9 @@ def test_local_atomic_write_leaves_only_the_target(tmp_path: Path) -> None:
     write_bytes_atomic(str(target), b"abc", "output")
     assert target.read_bytes() == b"abc"
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.npy"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_s3_write(s3_bucket: str) -> None:
