@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from infra.errors import ConfigError
-from infra.model_store import DEFAULT_WEIGHTS
+from infra.model_store import DEFAULT_WEIGHTS, DTYPES
 from models.landmarks import LandmarkBackend
 from pipeline.dub_options import DubOptions
 from pipeline.length_policy import LengthPolicy
@@ -58,8 +58,8 @@ def dub(
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"--{'-'.join(str(p) for p in first['loc']).replace('_', '-')}: {first['msg']}") from None
-    if dtype not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"--dtype {dtype!r} is not fp32, bf16 or fp16")
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     log.info(
         "dub: video=%s audio=%s output=%s weights=%s device=%s options=%s",
         video,

@@ -83,7 +83,14 @@ def _audio_packets(
     return _encode_audio(source, stream, encoder, rate, layout, round(duration * rate))
 
 
-def _encode_audio(source, stream, encoder, rate: int, layout: str, limit: int) -> Iterator[tuple[float, av.Packet]]:
+def _encode_audio(
+    source: av.container.InputContainer,
+    stream: av.audio.stream.AudioStream,
+    encoder: av.audio.stream.AudioStream,
+    rate: int,
+    layout: str,
+    limit: int,
+) -> Iterator[tuple[float, av.Packet]]:
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate, frame_size=1024)
     written = 0
 

@@ -56,7 +56,7 @@ class FrameReader:
                 j = i + 1
                 while j < len(wanted) and j - i < BACKWARD_BLOCK and wanted[j] <= wanted[j - 1]:
                     j += 1
-                block = dict(zip(*self._collect(wanted[i:j]), strict=True))
+                block = self._collect(wanted[i:j])
                 yield from (block[int(s)] for s in wanted[i:j])
             i = j
 
@@ -68,10 +68,9 @@ class FrameReader:
                 current = (int(s), self._frame_at(int(s)))
             yield current[1]
 
-    def _collect(self, sources: np.ndarray) -> tuple[list[int], list[np.ndarray]]:
-        """The distinct frames of a short block, decoded in order."""
-        distinct = sorted({int(s) for s in sources})
-        return distinct, [self._frame_at(s) for s in distinct]
+    def _collect(self, sources: np.ndarray) -> dict[int, np.ndarray]:
+        """The distinct frames of a short block by source index, decoded in order."""
+        return {s: self._frame_at(s) for s in sorted({int(s) for s in sources})}
 
     def _frame_at(self, source: int) -> np.ndarray:
         """Decode up to source frame `source`, seeking back to a keyframe only when needed."""
