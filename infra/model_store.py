@@ -20,6 +20,7 @@ from infra.errors import ConfigError
 from infra.storage import filesystem, is_local, local_path, validate_uri
 from infra.weights_layout import UnetVersion, WeightsLayout
 from models.audio_encoder import WhisperAudioEncoder
+from models.bisenet import FaceParser
 from models.generator import MuseTalkGenerator
 from models.unet import MuseTalkUNet
 from models.vae import CropAutoencoder
@@ -111,3 +112,7 @@ class ModelStore:
     def load_audio_encoder(self, device: str = "auto") -> WhisperAudioEncoder:
         """Whisper stays float32: it runs once per 30 s of audio and its states feed every frame."""
         return WhisperAudioEncoder.from_pretrained(self.layout.whisper).to(resolve_device(device))
+
+    def load_face_parser(self, device: str = "auto") -> FaceParser:
+        """BiSeNet from `face-parse-bisent/79999_iter.pth` (its file carries the ResNet-18 too)."""
+        return FaceParser.from_file(self.layout.face_parser, resolve_device(device))

@@ -14,6 +14,7 @@ from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForCondi
 
 from infra.weights_layout import RANDOM_MARKER, UNET_DIRS, UNET_WEIGHT_NAMES, WeightsLayout
 from models.audio_encoder import TINY_WHISPER_CONFIG, WHISPER_TINY_CONFIG
+from models.bisenet import BiSeNet
 from models.unet import MUSETALK_UNET_CONFIG, TINY_UNET_CONFIG, MuseTalkUNet
 from models.vae import SD_VAE_CONFIG, TINY_VAE_CONFIG
 
@@ -41,3 +42,11 @@ def write_random_weights(root: Path, tiny: bool, seed: int = 0, with_v10: bool =
         "Real weights: `musedub weights download DIR`.\n"
     )
     return layout
+
+
+def write_random_face_parser(layout: WeightsLayout, seed: int = 0) -> Path:
+    """A random BiSeNet at `face-parse-bisent/79999_iter.pth`, saved as the published file is."""
+    torch.manual_seed(seed)
+    layout.face_parsing.mkdir(parents=True, exist_ok=True)
+    torch.save(BiSeNet().state_dict(), layout.face_parser)
+    return layout.face_parser

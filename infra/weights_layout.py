@@ -51,6 +51,10 @@ class WeightsLayout:
         return self.root / "face-parse-bisent"
 
     @property
+    def face_parser(self) -> Path:
+        return self.face_parsing / "79999_iter.pth"
+
+    @property
     def is_random(self) -> bool:
         return (self.root / RANDOM_MARKER).is_file()
 

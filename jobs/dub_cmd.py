@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from infra.errors import ConfigError
 from infra.model_store import DEFAULT_WEIGHTS, DTYPES
 from models.landmarks import LandmarkBackend
-from pipeline.dub_options import DubOptions
+from pipeline.dub_options import DubOptions, MaskSource
 from pipeline.length_policy import LengthPolicy
 from pipeline.local_runner import LocalRunner, report_uri
 from pipeline.video_encode import DEFAULT_CRF, DEFAULT_PRESET
@@ -25,6 +25,9 @@ def dub(
     output: Annotated[str, typer.Option(help="Where to write the mp4 (path or URI).")],
     weights: Annotated[str, typer.Option(help="Weights folder or URI.")] = DEFAULT_WEIGHTS,
     landmarks: Annotated[LandmarkBackend, typer.Option(help="face-alignment (S3FD+FAN) or dlib.")] = "face-alignment",
+    mask: Annotated[
+        MaskSource, typer.Option(help="Blend mask: auto (BiSeNet parsing if its weights exist), parsing, landmarks.")
+    ] = "auto",
     length_policy: Annotated[LengthPolicy, typer.Option(help="cycle, loop or trim-audio.")] = "cycle",
     version: Annotated[str, typer.Option(help="UNet version: v1.5 or v1.0.")] = "v1.5",
     extra_margin: Annotated[int, typer.Option(help="v1.5: px added below the chin.")] = 10,
@@ -49,6 +52,7 @@ def dub(
             crf=crf,
             preset=preset,
             landmarks=landmarks,
+            mask=mask,
             detect_every=detect_every,
             min_face=min_face,
             still_fps=still_fps,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from infra.model_store import ModelStore
-from infra.random_weights import write_random_weights
+from infra.random_weights import write_random_face_parser, write_random_weights
 from infra.weights_download import download_release
 from infra.weights_layout import UnetVersion
 
@@ -37,9 +37,14 @@ def init_random(
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     with_v10: Annotated[bool, typer.Option("--with-v10", help="Also write the v1.0 UNet file.")] = False,
+    face_parser: Annotated[
+        bool, typer.Option("--face-parser", help="Also write a random full-size BiSeNet (blend mask from parsing).")
+    ] = False,
 ) -> None:
     """Write RANDOM weights in the published layout, for running the pipeline offline."""
-    write_random_weights(directory, tiny=tiny, seed=seed, with_v10=with_v10)
+    layout = write_random_weights(directory, tiny=tiny, seed=seed, with_v10=with_v10)
+    if face_parser:
+        write_random_face_parser(layout, seed=seed)
     typer.echo(f"random {'tiny' if tiny else 'full-size'} weights written to {directory} (they do not lip-sync)")
 
 

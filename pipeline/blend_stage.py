@@ -9,10 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from infra.errors import ConfigError
+from infra.model_store import ModelStore
+from models.bisenet import FaceParser
 from pipeline.audio_windows import parse_fps
-from pipeline.blend import blend_face, lower_face_mask
-from pipeline.crop_geometry import Box, FaceStatus
+from pipeline.blend import blend_face, feathered_lower_half, landmark_region
+from pipeline.crop_geometry import Box, FaceStatus, paste_square
 from pipeline.dub_options import DubOptions
+from pipeline.parsing_mask import jaw_region, parser_input, region_in_box
 from pipeline.stage import Resources, Row
 from pipeline.video_encode import SegmentEncoder
 from pipeline.video_frames import FrameReader
@@ -22,10 +28,34 @@ from pipeline.video_probe import probe_video
 @dataclass
 class BlendEncodeStage:
     options: DubOptions
+    weights: str
+    device: str = "cpu"
     resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
+    parser: FaceParser | None = field(default=None, init=False)
+
+    @property
+    def mask_source(self) -> str:
+        return "landmarks" if self.parser is None else "parsing"
 
     def setup(self) -> None:
-        """Nothing to load: blending is arithmetic and the encoder opens per segment."""
+        """Loads the face parser when the options and the weights folder allow it."""
+        if self.options.mask == "landmarks":
+            return
+        store = ModelStore(self.weights)
+        if store.layout.face_parser.is_file():
+            self.parser = store.load_face_parser(self.device)
+        elif self.options.mask == "parsing":
+            raise ConfigError(
+                f"--mask parsing needs {store.layout.face_parser}: fetch the BiSeNet weights into it "
+                "or use --mask auto|landmarks"
+            )
+
+    def _region(self, frame: np.ndarray, landmarks: np.ndarray, box: Box) -> np.ndarray:
+        if self.parser is None:
+            return landmark_region(landmarks, box)
+        square = paste_square(box)
+        parsing = self.parser.parse(parser_input(frame, square)[None])[0]  # (512, 512) class ids
+        return region_in_box(jaw_region(parsing), box, square)
 
     def __call__(self, row: Row) -> Row:
         info = probe_video(row["video"], parse_fps(row["still_fps"]))
@@ -38,7 +68,8 @@ class BlendEncodeStage:
             for i, frame in enumerate(reader.frames(row["source"])):
                 if row["status"][i] == FaceStatus.OK:
                     box = Box(*(int(v) for v in row["boxes"][i]))
-                    frame = blend_face(frame, next(generated), box, lower_face_mask(row["landmarks"][i], box))
+                    mask = feathered_lower_half(self._region(frame, row["landmarks"][i], box), box)
+                    frame = blend_face(frame, next(generated), box, mask)
                 encoder.write(frame)
         rest = {k: v for k, v in row.items() if k != "generated"}
         return {**rest, "frames_written": encoder.frames}

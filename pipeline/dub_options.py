@@ -10,6 +10,7 @@ from models.landmarks import LandmarkBackend
 from pipeline.length_policy import LengthPolicy
 from pipeline.video_encode import DEFAULT_CRF, DEFAULT_PRESET
 
+MaskSource = Literal["auto", "parsing", "landmarks"]
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -25,6 +26,7 @@ class DubOptions(BaseModel):
     crf: int = Field(DEFAULT_CRF, ge=0, le=51, description="x264 quality: lower is better; 16 is visually lossless")
     preset: Literal[X264_PRESETS] = DEFAULT_PRESET  # type: ignore[valid-type]
     landmarks: LandmarkBackend = "face-alignment"
+    mask: MaskSource = Field("auto", description="blend mask: BiSeNet parsing when its weights exist, else landmarks")
     detect_every: int = Field(5, ge=1, le=250, description="full-frame face detection every N frames")
     smooth_radius: int = Field(2, ge=0, le=25, description="landmarks averaged over +-N frames of a shot")
     min_face: int = Field(64, ge=8, description="faces whose crop box is smaller than this pass through")

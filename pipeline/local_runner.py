@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.errors import InputError
+from infra.malloc_tuning import tune_malloc
 from infra.model_store import ModelStore
 from infra.storage import check_writable, commit_file, validate_uri, write_bytes_atomic
 from pipeline.audio_decode import decode_audio_16k_mono
@@ -52,6 +53,7 @@ class DubReport:
     options: dict[str, Any]
     weights: str
     random_weights: bool
+    mask: str
     segments: int = 0
 
     def to_json(self) -> str:
@@ -66,13 +68,14 @@ class LocalRunner:
     """Owns the stages for one process; `dub` can be called for many jobs."""
 
     def __init__(self, options: DubOptions, weights: str, device: str = "auto", dtype: str = "fp32") -> None:
+        tune_malloc()
         self.options = options
         self.weights = weights
         self.track = TrackFacesStage(weights, options)
         self.crop = CropStage(options)
         self.prompt = AudioPromptStage(weights, "cpu")
         self.generate = GenerateStage(weights, options, device, dtype)
-        self.blend = BlendEncodeStage(options)
+        self.blend = BlendEncodeStage(options, weights, device)
         for stage in (self.generate, self.track, self.crop, self.prompt, self.blend):
             stage.setup()
 
@@ -146,6 +149,7 @@ class LocalRunner:
             options=self.options.model_dump(),
             weights=self.weights,
             random_weights=ModelStore(self.weights).layout.is_random,
+            mask=self.blend.mask_source,
             segments=len(segments),
         )
         write_bytes_atomic(report_uri(output), report.to_json().encode(), "report")

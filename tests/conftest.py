@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from infra.random_weights import write_random_weights
+from infra.random_weights import write_random_face_parser, write_random_weights
 from infra.sample_media import write_audio
 from infra.weights_layout import WeightsLayout
 from models.audio_encoder import WhisperAudioEncoder
+from models.bisenet import SKIN
 from pipeline.audio_decode import decode_audio_16k_mono
 
 DATA = Path(__file__).parent / "data"
@@ -126,3 +128,20 @@ def short_speech(tmp_path_factory: pytest.TempPathFactory, speech: np.ndarray) -
 @pytest.fixture(scope="session")
 def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def parsing_weights(tiny_weights: WeightsLayout, tmp_path_factory: pytest.TempPathFactory) -> WeightsLayout:
+    """The tiny weights plus a random full-size BiSeNet at face-parse-bisent/79999_iter.pth.
+
+    Its head is tilted towards 'skin' (a random head almost never picks it), so the jaw mask is
+    not empty and blending through the parser really happens.
+    """
+    layout = WeightsLayout(tmp_path_factory.mktemp("weights") / "with-parser")
+    shutil.copytree(tiny_weights.root, layout.root)
+    path = write_random_face_parser(layout, seed=1)
+    state = torch.load(path, weights_only=True)
+    head = state["conv_out.conv_out.weight"]  # (19, 256, 1, 1) over non-negative features
+    head[SKIN] = head[SKIN].abs() + 1.0
+    torch.save(state, path)
+    return layout

@@ -19,7 +19,7 @@ from infra.weights_layout import WeightsLayout
 from jobs.cli import main
 from pipeline.audio_decode import decode_audio_16k_mono
 from pipeline.blend import lower_face_mask
-from pipeline.crop_geometry import FaceStatus, crop_box, face_status
+from pipeline.crop_geometry import FaceStatus, crop_box, face_status, paste_square
 from pipeline.face_track import FaceTracker
 from pipeline.length_policy import source_frames
 from pipeline.video_frames import FrameReader
@@ -200,3 +200,35 @@ def test_trim_audio_stops_with_the_video(
         audio = container.streams.audio[0]
         assert audio.duration * audio.time_base == 1
     assert len(decoded(out)) == 25
+
+
+def test_face_parsing_mask_is_used_when_its_weights_exist(
+    parsing_weights: WeightsLayout, dlib_detector, clip_dir: Path, short_speech: Path, tmp_path: Path
+) -> None:
+    clip = write_clip(clip_dir / "parse.mp4", Fraction(25), 25)
+    out = tmp_path / "parsed.mp4"
+    assert dub(parsing_weights, str(clip), str(short_speech), str(out), "--length-policy", "trim-audio") == 0
+    assert json.loads(Path(str(out) + ".report.json").read_text())["mask"] == "parsing"
+    frames, source = decoded(out), decoded(clip)
+    track = FaceTracker(dlib_detector).track(source)
+    for i in (0, 12, 24):
+        box = crop_box(track.landmarks[i], source[i].shape[0])
+        square = paste_square(box)
+        upper = slice(0, (square.y1 + square.y2) // 2 - 16)  # a macroblock above the cut, past codec bleed
+        assert psnr(frames[i][upper], source[i][upper]) > 40  # above the paste square's middle: untouched
+        lower = (slice((square.y1 + square.y2) // 2, box.y2), slice(box.x1, box.x2))
+        assert psnr(frames[i][lower], source[i][lower]) < 30  # the parser's region was regenerated
+    landmark_out = tmp_path / "landmarks.mp4"
+    args = (str(clip), str(short_speech), str(landmark_out), "--length-policy", "trim-audio", "--mask", "landmarks")
+    assert dub(parsing_weights, *args) == 0
+    assert json.loads(Path(str(landmark_out) + ".report.json").read_text())["mask"] == "landmarks"
+
+
+def test_asking_for_parsing_without_its_weights_is_one_clear_error(
+    tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = write_clip(clip_dir / "parse.mp4", Fraction(25), 25)
+    out = tmp_path / "never.mp4"
+    assert dub(tiny_weights, str(clip), str(short_speech), str(out), "--mask", "parsing") == 2
+    assert "face-parse-bisent/79999_iter.pth" in capsys.readouterr().err
+    assert not out.exists()
