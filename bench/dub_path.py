@@ -27,7 +27,7 @@ import torch
 from infra.random_weights import write_random_weights
 from infra.sample_media import write_audio, write_clip
 from infra.weights_layout import WeightsLayout
-from models.bisenet import BiSeNet, FaceParser
+from models.face_parsing import BiSeNet, FaceParser
 from models.landmarks import load_landmark_detector
 from pipeline.blend import blend_face, lower_face_mask
 from pipeline.crop_geometry import crop_box, crop_face, paste_square

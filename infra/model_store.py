@@ -20,7 +20,7 @@ from infra.errors import ConfigError
 from infra.storage import filesystem, is_local, local_path, validate_uri
 from infra.weights_layout import UnetVersion, WeightsLayout
 from models.audio_encoder import WhisperAudioEncoder
-from models.bisenet import FaceParser
+from models.face_parsing import FaceParser
 from models.generator import MuseTalkGenerator
 from models.unet import MuseTalkUNet
 from models.vae import CropAutoencoder

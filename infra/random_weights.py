@@ -14,7 +14,7 @@ from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForCondi
 
 from infra.weights_layout import RANDOM_MARKER, UNET_DIRS, UNET_WEIGHT_NAMES, WeightsLayout
 from models.audio_encoder import TINY_WHISPER_CONFIG, WHISPER_TINY_CONFIG
-from models.bisenet import BiSeNet
+from models.face_parsing import BiSeNet
 from models.unet import MUSETALK_UNET_CONFIG, TINY_UNET_CONFIG, MuseTalkUNet
 from models.vae import SD_VAE_CONFIG, TINY_VAE_CONFIG
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from infra.errors import ConfigError
 from infra.model_store import ModelStore
-from models.bisenet import FaceParser
+from models.face_parsing import FaceParser
 from pipeline.audio_windows import parse_fps
 from pipeline.blend import blend_face, feathered_lower_half, landmark_region
 from pipeline.crop_geometry import Box, FaceStatus, paste_square

@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from models.bisenet import LOWER_LIP, MOUTH, NOSE, PARSE_SIZE, SKIN, UPPER_LIP
+from models.face_parsing import LOWER_LIP, MOUTH, NOSE, PARSE_SIZE, SKIN, UPPER_LIP
 from pipeline.crop_geometry import Box
 
 CONE_ROWS = 21  # rows of the widening cone; its lower half carries the cone, then a straight tail

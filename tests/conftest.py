@@ -19,7 +19,7 @@ from infra.random_weights import write_random_face_parser, write_random_weights
 from infra.sample_media import write_audio
 from infra.weights_layout import WeightsLayout
 from models.audio_encoder import WhisperAudioEncoder
-from models.bisenet import SKIN
+from models.face_parsing import SKIN
 from pipeline.audio_decode import decode_audio_16k_mono
 
 DATA = Path(__file__).parent / "data"

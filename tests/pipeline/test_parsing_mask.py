@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.bisenet import LOWER_LIP, NOSE, PARSE_SIZE, SKIN, UPPER_LIP
+from models.face_parsing import LOWER_LIP, NOSE, PARSE_SIZE, SKIN, UPPER_LIP
 from pipeline.crop_geometry import Box
 from pipeline.parsing_mask import cone_kernel, jaw_region, parser_input, region_in_box
 

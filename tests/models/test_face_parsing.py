@@ -12,7 +12,7 @@ from skimage.data import astronaut
 from infra.errors import WeightsMismatchError
 from infra.model_store import ModelStore
 from infra.weights_layout import WeightsLayout
-from models.bisenet import NUM_CLASSES, PARSE_SIZE, BiSeNet, FaceParser
+from models.face_parsing import NUM_CLASSES, PARSE_SIZE, BiSeNet, FaceParser
 from pipeline.crop_geometry import Box
 from pipeline.parsing_mask import parser_input
 
