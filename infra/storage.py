@@ -6,12 +6,13 @@ reads, logs or formats them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -81,6 +82,90 @@ def open_input(uri: str, what: str) -> Iterator[str | IO[bytes]]:
         raise InputError(f"{what} {uri} cannot be read ({type(exc).__name__}): check the URI and access") from None
     with handle:
         yield handle
+
+
+def read_bytes(uri: str, what: str) -> bytes:
+    """The whole content of a small input (a manifest, a report); InputError naming `what` otherwise."""
+    with open_input(uri, what) as handle:
+        if isinstance(handle, str):
+            return Path(handle).read_bytes()
+        return handle.read()
+
+
+def exists(uri: str) -> bool:
+    validate_uri(uri, "path")
+    if is_local(uri):
+        return local_path(uri).exists()
+    fs, path = filesystem(uri)
+    return bool(fs.exists(path))
+
+
+def list_files(prefix: str) -> list[str]:
+    """Names (not paths) of the files directly under folder `prefix`; [] when it does not exist."""
+    validate_uri(prefix, "folder")
+    if is_local(prefix):
+        folder = local_path(prefix)
+        return sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    fs, path = filesystem(prefix)
+    try:
+        entries = fs.ls(path.rstrip("/"), detail=True, refresh=True)
+    except FileNotFoundError:
+        return []
+    return sorted(PurePosixPath(e["name"]).name for e in entries if e.get("type") == "file")
+
+
+def checksum(uri: str, what: str) -> str:
+    """What identifies an input's content: sha256 of a local file, the object store's ETag/MD5."""
+    validate_uri(uri, what)
+    if is_local(uri):
+        path = local_path(uri)
+        if not path.is_file():
+            raise InputError(f"{what} {uri} does not exist or is not a file: check the path")
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        return f"sha256:{digest.hexdigest()}"
+    fs, path = filesystem(uri)
+    try:
+        info = fs.info(path)
+    except (FileNotFoundError, PermissionError, OSError) as exc:
+        raise InputError(f"{what} {uri} cannot be read ({type(exc).__name__}): check the URI and access") from None
+    for key in ("ETag", "etag", "md5Hash", "crc32c"):
+        if info.get(key):
+            return f"{key.lower()}:{str(info[key]).strip(chr(34))}"
+    return f"size-mtime:{info.get('size')}:{info.get('LastModified') or info.get('mtime')}"
+
+
+def fetch_file(uri: str, local: Path, what: str) -> Path:
+    """Copy an input to a local file (object stores download; local inputs are copied)."""
+    validate_uri(uri, what)
+    if is_local(uri):
+        shutil.copyfile(local_path(uri), local)
+        return local
+    fs, path = filesystem(uri)
+    try:
+        fs.get_file(path, str(local))
+    except (FileNotFoundError, PermissionError, OSError) as exc:
+        raise InputError(f"{what} {uri} cannot be read ({type(exc).__name__}): check the URI and access") from None
+    return local
+
+
+def remove_tree(prefix: str) -> None:
+    """Delete a folder and everything under it; nothing happens when it is absent."""
+    validate_uri(prefix, "folder")
+    if is_local(prefix):
+        shutil.rmtree(local_path(prefix), ignore_errors=True)
+        return
+    fs, path = filesystem(prefix)
+    try:
+        fs.rm(path.rstrip("/"), recursive=True)
+    except FileNotFoundError:
+        return
+
+
+def join_uri(prefix: str, *names: str) -> str:
+    return "/".join([prefix.rstrip("/"), *names])
 
 
 def write_bytes_atomic(uri: str, data: bytes, what: str) -> None:

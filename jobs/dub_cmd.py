@@ -12,8 +12,9 @@ from infra.errors import ConfigError
 from infra.model_store import DEFAULT_WEIGHTS, DTYPES
 from models.landmarks import LandmarkBackend
 from pipeline.dub_options import DubOptions, MaskSource
+from pipeline.job_report import report_uri
 from pipeline.length_policy import LengthPolicy
-from pipeline.local_runner import LocalRunner, report_uri
+from pipeline.local_runner import LocalRunner
 from pipeline.video_encode import DEFAULT_CRF, DEFAULT_PRESET
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,12 @@
 """Blend + encode a segment: decode its source frames again, paste the generated faces, write H.264.
 
 Row keys read and added: video, still_fps, source (n,), landmarks, status, boxes, generated,
-segment_file (local path to write) -> frames_written; generated is dropped.
+segment_file (path or URI, published only when whole) -> frames_written; generated is dropped.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,11 +14,12 @@ import numpy as np
 
 from infra.errors import ConfigError
 from infra.model_store import ModelStore
+from infra.storage import commit_file
 from models.face_parsing import FaceParser
 from pipeline.audio_windows import parse_fps
 from pipeline.blend import blend_face, feathered_lower_half, landmark_region
 from pipeline.crop_geometry import Box, FaceStatus, paste_square
-from pipeline.dub_options import DubOptions
+from pipeline.dub_options import DubOptions, row_options
 from pipeline.parsing_mask import jaw_region, parser_input, region_in_box
 from pipeline.stage import Resources, Row
 from pipeline.video_encode import SegmentEncoder
@@ -58,18 +60,21 @@ class BlendEncodeStage:
         return region_in_box(jaw_region(parsing), box, square)
 
     def __call__(self, row: Row) -> Row:
+        options = row_options(row, self.options)
         info = probe_video(row["video"], parse_fps(row["still_fps"]))
         generated = iter(row["generated"])
-        path = Path(row["segment_file"])
-        with (
-            FrameReader(info) as reader,
-            SegmentEncoder(path, info.width, info.height, info.fps, self.options.crf, self.options.preset) as encoder,
-        ):
-            for i, frame in enumerate(reader.frames(row["source"])):
-                if row["status"][i] == FaceStatus.OK:
-                    box = Box(*(int(v) for v in row["boxes"][i]))
-                    mask = feathered_lower_half(self._region(frame, row["landmarks"][i], box), box)
-                    frame = blend_face(frame, next(generated), box, mask)
-                encoder.write(frame)
+        with tempfile.TemporaryDirectory(prefix="musedub-segment-") as work:
+            path = Path(work) / "segment.mp4"
+            with (
+                FrameReader(info) as reader,
+                SegmentEncoder(path, info.width, info.height, info.fps, options.crf, options.preset) as encoder,
+            ):
+                for i, frame in enumerate(reader.frames(row["source"])):
+                    if row["status"][i] == FaceStatus.OK:
+                        box = Box(*(int(v) for v in row["boxes"][i]))
+                        mask = feathered_lower_half(self._region(frame, row["landmarks"][i], box), box)
+                        frame = blend_face(frame, next(generated), box, mask)
+                    encoder.write(frame)
+            commit_file(path, row["segment_file"], "segment")  # a rerun never sees half a segment
         rest = {k: v for k, v in row.items() if k != "generated"}
         return {**rest, "frames_written": encoder.frames}

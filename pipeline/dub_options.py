@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,3 +33,9 @@ class DubOptions(BaseModel):
     still_fps: str = Field("25", description="frame rate given to a still-image video input")
     segment_seconds: float = Field(10.0, gt=0, le=600)
     batch_size: int = Field(8, ge=1, le=512)
+
+
+def row_options(row: dict[str, Any], default: DubOptions) -> DubOptions:
+    """A row's own job options (a batch mixes jobs with per-job overrides), else the stage's."""
+    text = row.get("options")
+    return DubOptions.model_validate_json(text) if text else default

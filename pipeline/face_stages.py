@@ -1,7 +1,8 @@
-"""CPU stages on the face: landmarks for a whole job's video, then crops for each segment.
+"""CPU stages on the face: landmarks for a chunk of a job's video, then crops for each segment.
 
 Row keys read and added:
-- TrackFacesStage: video, still_fps -> landmarks (N, 68, 2) float32 (NaN without a face), shot (N,)
+- TrackFacesStage: video, still_fps, chunk_start, chunk_stop, frame_count -> landmarks (n, 68, 2)
+  float32 for source frames [chunk_start, chunk_stop) (NaN without a face)
 - CropStage: video, still_fps, source (n,), landmarks (n, 68, 2) -> status (n,) uint8,
   boxes (n, 4) int32 (x1, y1, x2, y2; zeros unless OK), crops (k, 256, 256, 3) uint8 for the k OK frames
 """
@@ -12,12 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from infra.errors import InputError
 from infra.model_store import ModelStore
 from models.landmarks import LandmarkDetector, load_landmark_detector
 from models.vae import CROP_SIZE
 from pipeline.audio_windows import parse_fps
 from pipeline.crop_geometry import FaceStatus, crop_box, crop_face, face_status
-from pipeline.dub_options import DubOptions
+from pipeline.dub_options import DubOptions, row_options
 from pipeline.face_track import FaceTracker
 from pipeline.stage import Resources, Row
 from pipeline.video_frames import FrameReader
@@ -36,12 +38,19 @@ class TrackFacesStage:
         self._detector = load_landmark_detector(self.options.landmarks, layout.face_alignment)
 
     def __call__(self, row: Row) -> Row:
+        """Tracks the chunk with `smooth_radius` frames of context each side, so smoothing runs
+        across chunk edges as it does inside; the tracker restarts with a full detection per chunk."""
         assert self._detector is not None, "setup() first"
         info = probe_video(row["video"], parse_fps(row["still_fps"]))
+        start, stop = row["chunk_start"], row["chunk_stop"]
+        if info.frame_count != row["frame_count"]:
+            raise InputError(f"video {row['video']} changed since it was planned: run the job again")
+        radius = self.options.smooth_radius
+        lo, hi = max(0, start - radius), min(info.frame_count, stop + radius)
         tracker = FaceTracker(self._detector, self.options.detect_every)
         with FrameReader(info) as reader:
-            track = tracker.track(reader.frames(range(info.frame_count)), self.options.smooth_radius)
-        return {**row, "landmarks": track.landmarks, "shot": track.shot}
+            track = tracker.track(reader.frames(range(lo, hi)), radius)
+        return {**row, "landmarks": track.landmarks[start - lo : stop - lo]}
 
 
 @dataclass
@@ -53,6 +62,7 @@ class CropStage:
         """Nothing to load: cropping is geometry."""
 
     def __call__(self, row: Row) -> Row:
+        options = row_options(row, self.options)
         info = probe_video(row["video"], parse_fps(row["still_fps"]))
         landmarks = row["landmarks"]
         n = len(row["source"])
@@ -66,11 +76,11 @@ class CropStage:
                 box = crop_box(
                     landmarks[i],
                     info.height,
-                    self.options.version,
-                    extra_margin=self.options.extra_margin,
-                    bbox_shift=self.options.bbox_shift,
+                    options.version,
+                    extra_margin=options.extra_margin,
+                    bbox_shift=options.bbox_shift,
                 )
-                status[i] = face_status(landmarks[i], box, info.width, info.height, self.options.min_face)
+                status[i] = face_status(landmarks[i], box, info.width, info.height, options.min_face)
                 if status[i] == FaceStatus.OK:
                     assert box is not None
                     boxes[i] = (box.x1, box.y1, box.x2, box.y2)

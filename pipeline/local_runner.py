@@ -1,4 +1,4 @@
-"""Run one dubbing job in process: the same stages the cluster runs, one segment at a time.
+"""Run one dubbing job in process: the same plan and stages the cluster runs, one segment at a time.
 
 Memory is bounded by a segment (crops and generated faces of ~10 s) plus a few decoded frames,
 never by the video's length. Nothing appears at the output until the finished file is committed.
@@ -6,62 +6,44 @@ never by the video's length. Nothing appears at the output until the finished fi
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.errors import InputError
+import numpy as np
+
 from infra.malloc_tuning import tune_malloc
 from infra.model_store import ModelStore
-from infra.storage import check_writable, commit_file, validate_uri, write_bytes_atomic
-from pipeline.audio_decode import decode_audio_16k_mono
-from pipeline.audio_windows import parse_fps, video_frame_count
+from infra.storage import commit_file
 from pipeline.blend_stage import BlendEncodeStage
 from pipeline.crop_geometry import FaceStatus
 from pipeline.dub_options import DubOptions
 from pipeline.face_stages import CropStage, TrackFacesStage
-from pipeline.length_policy import output_frame_count, source_frames
+from pipeline.job_plan import JobPlan, plan_job
+from pipeline.job_report import DubReport, make_report, write_report
 from pipeline.model_stages import AudioPromptStage, GenerateStage
-from pipeline.segments import job_id_for, plan_segments
 from pipeline.stage import Row
 from pipeline.stitch import stitch
-from pipeline.video_probe import probe_video
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class DubReport:
-    """What a job did, written as JSON beside its output."""
-
-    job_id: str
-    video: str
-    audio: str
-    output: str
-    video_description: str
-    fps: str
-    source_frames: int
-    output_frames: int
-    audio_seconds: float
-    faces: dict[str, int]
-    seconds: dict[str, float]
-    options: dict[str, Any]
-    weights: str
-    random_weights: bool
-    mask: str
-    segments: int = 0
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, indent=2, sort_keys=True)
+def track_job(plan: JobPlan, track: TrackFacesStage, seconds: Counter[str]) -> np.ndarray:
+    """Landmarks (video_frames, 68, 2) of the whole source, chunk by chunk as the cluster does."""
+    landmarks = np.full((plan.video_frames, 68, 2), np.nan, np.float32)
+    for start, stop in plan.track_chunks():
+        landmarks[start:stop] = timed(track, plan.chunk_row(start, stop), seconds)["landmarks"]
+    return landmarks
 
 
-def report_uri(output: str) -> str:
-    return output + ".report.json"
+def timed(stage: Any, row: Row, seconds: Counter[str]) -> Row:
+    tick = time.perf_counter()
+    out = stage(row)
+    seconds[type(stage).__name__.removesuffix("Stage")] += time.perf_counter() - tick
+    return out
 
 
 class LocalRunner:
@@ -81,83 +63,40 @@ class LocalRunner:
 
     def dub(self, video: str, audio: str, output: str) -> DubReport:
         """Dub one video; raises InputError (nothing written) for bad inputs."""
-        for uri, what in ((video, "video"), (audio, "dub audio")):
-            validate_uri(uri, what)
-        check_writable(output, "output")
-        seconds: Counter[str] = Counter()
         started = time.perf_counter()
-        info = probe_video(video, parse_fps(self.options.still_fps))
-        samples = decode_audio_16k_mono(audio, "dub audio")
-        audio_frames = video_frame_count(len(samples), info.fps)
-        total = output_frame_count(audio_frames, info.frame_count, self.options.length_policy)
-        if total == 0:
-            raise InputError(
-                f"dub audio {audio} lasts {len(samples) / 16000:.3f} s, less than one frame at {info.fps} fps: "
-                "give longer audio"
-            )
-        job_id = job_id_for(video, audio, output)
-        log.info("job %s: %s; dub audio %.2f s -> %d frames", job_id, info.describe(), len(samples) / 16000, total)
-        seconds["probe"] += time.perf_counter() - started
-        job = {
-            "job_id": job_id,
-            "video": video,
-            "audio": audio,
-            "fps": str(info.fps),
-            "still_fps": self.options.still_fps,
-        }
-        tracked = self._timed(self.track, job, seconds)
+        plan = plan_job(None, video, audio, output, self.options, self.weights)
+        log.info(
+            "job %s: %s; dub audio %.2f s -> %d frames", plan.job_id, plan.description, plan.audio_seconds, plan.total
+        )
+        seconds: Counter[str] = Counter({"probe": plan.plan_seconds})
+        landmarks = track_job(plan, self.track, seconds)
         statuses: Counter[str] = Counter()
+        segments = plan.segments()
         with tempfile.TemporaryDirectory(prefix="musedub-") as work:
             files = []
-            segments = plan_segments(job_id, total, info.fps, self.options.segment_seconds)
             for segment in segments:
-                source = source_frames(segment.start, segment.stop, info.frame_count, self.options.length_policy)
-                row: Row = {
-                    **job,
-                    "segment_id": segment.segment_id,
-                    "start": segment.start,
-                    "stop": segment.stop,
-                    "source": source,
-                    "landmarks": tracked["landmarks"][source],
+                row = {
+                    **plan.segment_row(segment, landmarks),
                     "segment_file": str(Path(work) / f"{segment.segment_id}.mp4"),
                 }
                 for stage in (self.crop, self.prompt, self.generate, self.blend):
-                    row = self._timed(stage, row, seconds)
+                    row = timed(stage, row, seconds)
                 statuses.update(FaceStatus(s).name.lower() for s in row["status"])
                 files.append(Path(row["segment_file"]))
                 log.info(
-                    "job %s: segment %d/%d done (%d frames)", job_id, segment.index + 1, len(segments), segment.frames
+                    "job %s: segment %d/%d done (%d frames)",
+                    plan.job_id,
+                    segment.index + 1,
+                    len(segments),
+                    segment.frames,
                 )
             tick = time.perf_counter()
             stitched = Path(work) / "stitched.mp4"
-            stitch(files, info.fps, audio, stitched)
+            stitch(files, plan.fps_fraction, audio, stitched)
             commit_file(stitched, output, "output")
             seconds["stitch+commit"] += time.perf_counter() - tick
         seconds["total"] = time.perf_counter() - started
-        report = DubReport(
-            job_id=job_id,
-            video=video,
-            audio=audio,
-            output=output,
-            video_description=info.describe(),
-            fps=str(info.fps),
-            source_frames=info.frame_count,
-            output_frames=total,
-            audio_seconds=round(len(samples) / 16000, 3),
-            faces={s.name.lower(): statuses.get(s.name.lower(), 0) for s in FaceStatus},
-            seconds={k: round(v, 3) for k, v in seconds.items()},
-            options=self.options.model_dump(),
-            weights=self.weights,
-            random_weights=ModelStore(self.weights).layout.is_random,
-            mask=self.blend.mask_source,
-            segments=len(segments),
-        )
-        write_bytes_atomic(report_uri(output), report.to_json().encode(), "report")
+        random = ModelStore(self.weights).layout.is_random
+        report = make_report(plan, statuses, seconds, self.blend.mask_source, random, len(segments))
+        write_report(report)
         return report
-
-    @staticmethod
-    def _timed(stage: Any, row: Row, seconds: Counter[str]) -> Row:
-        tick = time.perf_counter()
-        out = stage(row)
-        seconds[type(stage).__name__.removesuffix("Stage")] += time.perf_counter() - tick
-        return out

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from infra.sample_media import face_frame
-from pipeline.blend import blend_face, lower_face_mask
+from pipeline.blend import blend_face, feathered_lower_half, lower_face_mask
+from pipeline.blend_stage import BlendEncodeStage
 from pipeline.crop_geometry import FaceStatus, crop_box, crop_face, face_status, paste_square
+from pipeline.dub_options import DubOptions
 
 
 def test_only_the_lower_face_changes(dlib_detector) -> None:
@@ -37,3 +39,21 @@ def test_faces_leaving_the_frame_or_too_small_are_not_blended(dlib_detector) -> 
     shifted = marks + (330 - marks[:, 0].max(), 0)  # jaw past the right edge (width 320)
     assert face_status(shifted, crop_box(shifted, 240), 320, 240, 64) == FaceStatus.LEAVING_FRAME
     assert face_status(np.full((68, 2), np.nan), None, 320, 240, 64) == FaceStatus.NO_FACE
+
+
+def test_parsing_mask_changes_only_the_lower_half_of_the_paste_square(dlib_detector, parsing_weights) -> None:
+    frame = face_frame(0.3)
+    marks = dlib_detector.landmarks(frame, dlib_detector.detect(frame)[0])
+    box = crop_box(marks, frame.shape[0])
+    stage = BlendEncodeStage(DubOptions(mask="parsing"), str(parsing_weights.root), "cpu")
+    stage.setup()
+    assert stage.mask_source == "parsing"
+    mask = feathered_lower_half(stage._region(frame, marks, box), box)
+    assert mask.max() > 0.99  # the tilted test parser marks skin, so there is a region
+    square = paste_square(box)
+    out = blend_face(frame, 255 - crop_face(frame, box), box, mask)
+    changed = (out != frame).any(axis=-1)
+    rows = np.nonzero(changed.any(axis=1))[0]
+    assert rows.min() >= (square.y1 + square.y2) // 2 and rows.max() < box.y2
+    cols = np.nonzero(changed.any(axis=0))[0]
+    assert cols.min() >= box.x1 and cols.max() < box.x2
