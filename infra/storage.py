@@ -152,10 +152,13 @@ def fetch_file(uri: str, local: Path, what: str) -> Path:
 
 
 def remove_tree(prefix: str) -> None:
-    """Delete a folder and everything under it; nothing happens when it is absent."""
+    """Delete a folder and everything under it (or one file); nothing happens when it is absent."""
     validate_uri(prefix, "folder")
     if is_local(prefix):
-        shutil.rmtree(local_path(prefix), ignore_errors=True)
+        path = local_path(prefix)
+        if path.is_file():
+            path.unlink()
+        shutil.rmtree(path, ignore_errors=True)
         return
     fs, path = filesystem(prefix)
     try:

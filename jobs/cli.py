@@ -8,7 +8,7 @@ import sys
 import typer
 
 from infra.errors import MusedubError
-from jobs import dub_cmd, features_cmd, weights_cmd
+from jobs import batch_cmd, dub_cmd, features_cmd, weights_cmd
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.add_typer(weights_cmd.app, name="weights")
 app.add_typer(features_cmd.app, name="features")
 app.command()(dub_cmd.dub)
+app.command()(batch_cmd.batch)
 
 
 def main(argv: list[str] | None = None) -> int:

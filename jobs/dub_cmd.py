@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -18,6 +18,20 @@ from pipeline.local_runner import LocalRunner
 from pipeline.video_encode import DEFAULT_CRF, DEFAULT_PRESET
 
 log = logging.getLogger(__name__)
+
+
+def build_options(**fields: Any) -> DubOptions:
+    """DubOptions from command-line values; a bad value names its flag."""
+    try:
+        return DubOptions(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"--{'-'.join(str(p) for p in first['loc']).replace('_', '-')}: {first['msg']}") from None
+
+
+def check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
 
 
 def dub(
@@ -44,27 +58,22 @@ def dub(
     dtype: Annotated[str, typer.Option(help="Generator precision: fp32, bf16 or fp16.")] = "fp32",
 ) -> None:
     """Regenerate the mouth in VIDEO so the lips follow AUDIO; write OUTPUT and OUTPUT.report.json."""
-    try:
-        options = DubOptions(
-            version=version,
-            extra_margin=extra_margin,
-            bbox_shift=bbox_shift,
-            length_policy=length_policy,
-            crf=crf,
-            preset=preset,
-            landmarks=landmarks,
-            mask=mask,
-            detect_every=detect_every,
-            min_face=min_face,
-            still_fps=still_fps,
-            segment_seconds=segment_seconds,
-            batch_size=batch_size,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"--{'-'.join(str(p) for p in first['loc']).replace('_', '-')}: {first['msg']}") from None
-    if dtype not in DTYPES:
-        raise ConfigError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    options = build_options(
+        version=version,
+        extra_margin=extra_margin,
+        bbox_shift=bbox_shift,
+        length_policy=length_policy,
+        crf=crf,
+        preset=preset,
+        landmarks=landmarks,
+        mask=mask,
+        detect_every=detect_every,
+        min_face=min_face,
+        still_fps=still_fps,
+        segment_seconds=segment_seconds,
+        batch_size=batch_size,
+    )
+    check_dtype(dtype)
     log.info(
         "dub: video=%s audio=%s output=%s weights=%s device=%s options=%s",
         video,

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from infra.errors import InputError
-from infra.storage import read_bytes, validate_uri
+from infra.storage import is_local, local_path, read_bytes, validate_uri
 from pipeline.dub_options import X264_PRESETS
 from pipeline.length_policy import LengthPolicy
 
@@ -156,7 +156,7 @@ def load_manifest(uri: str, output_prefix: str | None = None) -> list[JobSpec]:
             problems.append(f"{row.where}: {row.values['__error__']}")
             continue
         try:
-            jobs.append((row, JobSpec.model_validate(row.values)))
+            jobs.append((row, _anchored(JobSpec.model_validate(row.values), uri)))
         except ValidationError as exc:
             problems.extend(f"{row.where}: {p}" for p in _problems(exc))
     for field in ("job_id", "output"):
@@ -175,6 +175,19 @@ def load_manifest(uri: str, output_prefix: str | None = None) -> list[JobSpec]:
             f"manifest {uri}: {len(problems)} problem(s), nothing was run:\n  " + "\n  ".join(shown) + more
         )
     return [job for _, job in jobs]
+
+
+def _anchored(job: JobSpec, manifest: str) -> JobSpec:
+    """Relative local paths in a local manifest are relative to the manifest's folder."""
+    if not is_local(manifest):
+        return job
+    folder = local_path(manifest).resolve().parent
+    fields = {}
+    for name in ("video", "audio", "output"):
+        value = getattr(job, name)
+        if is_local(value) and not local_path(value).is_absolute():
+            fields[name] = str(folder / value)
+    return job.model_copy(update=fields)
 
 
 def manifest_schema() -> dict[str, Any]:

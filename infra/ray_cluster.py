@@ -1,0 +1,27 @@
+"""Join a Ray cluster: an existing one (`--address`, or RAY_ADDRESS under `ray job submit`) or an
+embedded local one on this machine."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+log = logging.getLogger(__name__)
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> dict[str, float]:
+    """Start or join Ray once per process; returns the cluster's resources (CPU, GPU, ...)."""
+    if not ray.is_initialized():
+        target = address or os.environ.get("RAY_ADDRESS")
+        if target:
+            ray.init(address=target, log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # the batch prints its own per-job progress
+        ctx.print_on_execution_start = False
+    resources = ray.cluster_resources()
+    log.info("ray cluster: %s", {k: v for k, v in resources.items() if k in ("CPU", "GPU", "memory")})
+    return resources

@@ -1,0 +1,114 @@
+"""`musedub batch MANIFEST`: every job of a manifest on a Ray cluster (embedded local by default)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Annotated
+
+import typer
+
+from infra.errors import ConfigError
+from infra.model_store import DEFAULT_WEIGHTS
+from infra.ray_cluster import connect
+from jobs.dub_cmd import build_options, check_dtype
+from models.landmarks import LandmarkBackend
+from pipeline.batch_runner import BatchRunner, BatchSettings, JobOutcome, JobState
+from pipeline.dub_options import MaskSource
+from pipeline.length_policy import LengthPolicy
+from pipeline.manifest import load_manifest, manifest_schema
+from pipeline.video_encode import DEFAULT_CRF, DEFAULT_PRESET
+
+log = logging.getLogger(__name__)
+
+
+class Progress:
+    """One line per finished segment: the job's frames and the batch's, with frames/s."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.frames = 0
+        self.per_job: dict[str, int] = {}
+        self.started = time.perf_counter()
+
+    def planned(self, total_frames: int) -> None:
+        self.total = total_frames
+        self.started = time.perf_counter()
+
+    def segment_done(self, state: JobState, frames: int) -> None:
+        job = state.plan.job_id
+        self.per_job[job] = self.per_job.get(job, 0) + frames
+        self.frames += frames
+        rate = self.frames / max(time.perf_counter() - self.started, 1e-6)
+        typer.echo(
+            f"[{job}] {self.per_job[job]}/{state.plan.total} frames | batch {self.frames}/{self.total} "
+            f"frames, {rate:.1f} frames/s",
+            err=True,
+        )
+
+
+def summary_table(outcomes: list[JobOutcome]) -> str:
+    rows = [("job", "status", "frames", "segments run/reused", "output / error")]
+    for o in outcomes:
+        segments = f"{o.segments_run}/{o.segments_reused}" if o.status == "done" else "-"
+        rows.append((o.job_id, o.status, str(o.frames), segments, o.error or o.output))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows)
+
+
+def batch(
+    manifest: Annotated[
+        str | None, typer.Argument(help="YAML, JSON Lines, CSV or Parquet of jobs (path or URI).")
+    ] = None,
+    schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema of a manifest row and exit.")] = False,
+    weights: Annotated[str, typer.Option(help="Weights folder or URI, seen by every node.")] = DEFAULT_WEIGHTS,
+    address: Annotated[str | None, typer.Option(help="Existing Ray cluster (default: RAY_ADDRESS or local).")] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs of the embedded local cluster.")] = None,
+    output_prefix: Annotated[str | None, typer.Option(help="Refuse outputs outside this prefix.")] = None,
+    work: Annotated[str | None, typer.Option(help="Root of work prefixes (default: beside each output).")] = None,
+    keep_work: Annotated[bool, typer.Option(help="Keep segment files after a job is committed.")] = False,
+    landmarks: Annotated[LandmarkBackend, typer.Option(help="face-alignment (S3FD+FAN) or dlib.")] = "face-alignment",
+    mask: Annotated[MaskSource, typer.Option(help="Blend mask: auto, parsing or landmarks.")] = "auto",
+    length_policy: Annotated[LengthPolicy, typer.Option(help="Default for jobs: cycle, loop, trim-audio.")] = "cycle",
+    version: Annotated[str, typer.Option(help="UNet version: v1.5 or v1.0.")] = "v1.5",
+    crf: Annotated[int, typer.Option(help="Default x264 quality for jobs.")] = DEFAULT_CRF,
+    preset: Annotated[str, typer.Option(help="Default x264 preset for jobs.")] = DEFAULT_PRESET,
+    detect_every: Annotated[int, typer.Option(help="Full-frame face detection every N frames.")] = 5,
+    segment_seconds: Annotated[float, typer.Option(help="Seconds of video per segment.")] = 10.0,
+    batch_size: Annotated[int, typer.Option(help="Frames per generator batch.")] = 8,
+    cpu_pool: Annotated[int, typer.Option(help="Actors per CPU stage (0: from the cluster).")] = 0,
+    gpu_pool: Annotated[int, typer.Option(help="Generator actors (0: one per GPU).")] = 0,
+    device: Annotated[str, typer.Option(help="Generator device: auto (GPU when the cluster has one) or cpu.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="Generator precision: fp32, bf16 or fp16.")] = "fp32",
+) -> None:
+    """Dub every job of MANIFEST; exits 1 and lists the failures if any job failed."""
+    if schema:
+        typer.echo(json.dumps(manifest_schema(), indent=2))
+        return
+    if manifest is None:
+        raise ConfigError("give a MANIFEST (or --schema to see what a row holds)")
+    check_dtype(dtype)
+    options = build_options(
+        version=version,
+        length_policy=length_policy,
+        crf=crf,
+        preset=preset,
+        landmarks=landmarks,
+        mask=mask,
+        detect_every=detect_every,
+        segment_seconds=segment_seconds,
+        batch_size=batch_size,
+    )
+    jobs = load_manifest(manifest, output_prefix)
+    settings = BatchSettings(weights, options, device, dtype, work, cpu_pool, gpu_pool)
+    log.info("batch: %d jobs from %s; settings %s", len(jobs), manifest, settings)
+    resources = connect(address, num_cpus)
+    runner = BatchRunner(settings, resources, keep_work)
+    outcomes = runner.run(jobs, Progress())
+    typer.echo(summary_table(outcomes))
+    failed = [o for o in outcomes if o.status == "failed"]
+    done = sum(o.status == "done" for o in outcomes)
+    typer.echo(f"{done} dubbed, {sum(o.status == 'up to date' for o in outcomes)} up to date, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,77 @@
+"""The one place stages meet Ray: each stage becomes a Ray Data actor pool.
+
+An actor builds its stage and runs `setup()` once. A row whose stage raises is dropped from the
+stream and its error written under the job's work prefix, so one bad job never fails the
+dataset (and every row keeps the same columns). Seconds per stage ride along as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import ray
+
+from infra.errors import MusedubError
+from infra.malloc_tuning import tune_malloc
+from infra.storage import join_uri, write_bytes_atomic
+from pipeline.stage import Row, Stage
+
+log = logging.getLogger(__name__)
+
+
+def piece_id(row: Row) -> str:
+    """The work item a row stands for: a segment, or a chunk of frames to track."""
+    if "segment_id" in row:
+        return str(row["segment_id"])
+    return f"track-{row['job_key']}-{row['chunk_start']}-{row['chunk_stop']}"
+
+
+def failure_uri(row: Row) -> str:
+    return join_uri(row["work"], f"failed-{piece_id(row)}.txt")
+
+
+class StageActor:
+    def __init__(self, factory: Callable[[], Stage]) -> None:
+        tune_malloc()
+        self.stage = factory()
+        self.stage.setup()
+        self.name = type(self.stage).__name__.removesuffix("Stage")
+
+    def __call__(self, row: Row) -> list[Row]:
+        tick = time.perf_counter()
+        try:
+            out = self.stage(row)
+        except MusedubError as exc:
+            message = str(exc)
+        except Exception as exc:  # a bug on one input must not sink the batch; keep its type
+            log.exception("%s failed on %s", self.name, piece_id(row))
+            message = f"{type(exc).__name__}: {exc}"
+        else:
+            seconds = json.loads(row.get("seconds") or "{}")
+            seconds[self.name] = seconds.get(self.name, 0.0) + time.perf_counter() - tick
+            return [{**out, "seconds": json.dumps(seconds)}]
+        write_bytes_atomic(failure_uri(row), f"{self.name}: {message}".encode(), "failure record")
+        return []
+
+
+@dataclass(frozen=True)
+class Pool:
+    """How many actors of a stage run at once, and what each holds."""
+
+    size: int
+    cpus: float
+    gpus: float = 0.0
+
+
+def apply(dataset: ray.data.Dataset, factory: Callable[[], Stage], pool: Pool) -> ray.data.Dataset:
+    return dataset.flat_map(
+        StageActor,
+        fn_constructor_args=(factory,),
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool.size),
+        num_cpus=pool.cpus,
+        num_gpus=pool.gpus,
+    )  # Ray Data restarts dead actors and retries their rows by default (max_restarts=-1)
