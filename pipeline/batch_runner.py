@@ -203,8 +203,11 @@ class BatchRunner:
                 else:
                     rows.append(row)
         if rows:
+            threads = self.settings.options.cpu_threads
             factory = partial(TrackFacesStage, self.settings.weights, self.settings.options)
-            dataset = apply(ray.data.from_items(rows, override_num_blocks=len(rows)), factory, self.pools["track"])
+            dataset = apply(
+                ray.data.from_items(rows, override_num_blocks=len(rows)), factory, self.pools["track"], threads
+            )
             by_key = {s.plan.key: s for s in states}
             for out in dataset.iter_rows():
                 state = by_key[out["job_key"]]
@@ -233,13 +236,15 @@ class BatchRunner:
                 rows.append({**row, "work": state.work, "segment_file": state.segment_uri(segment.segment_id)})
         if not rows:
             return
-        s, p = self.settings, self.pools
+        s, p, threads = self.settings, self.pools, self.settings.options.cpu_threads
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
-        dataset = apply(dataset, partial(CropStage, s.options), p["crop"])
-        dataset = apply(dataset, partial(AudioPromptStage, s.weights, "cpu"), p["prompt"])
+        dataset = apply(dataset, partial(CropStage, s.options), p["crop"], threads)
+        dataset = apply(dataset, partial(AudioPromptStage, s.weights, "cpu"), p["prompt"], threads)
         generate_device = "cuda" if p["generate"].gpus else "cpu"
-        dataset = apply(dataset, partial(GenerateStage, s.weights, s.options, generate_device, s.dtype), p["generate"])
-        dataset = apply(dataset, partial(BlendEncodeStage, s.options, s.weights, "cpu"), p["blend"])
+        dataset = apply(
+            dataset, partial(GenerateStage, s.weights, s.options, generate_device, s.dtype), p["generate"], threads
+        )
+        dataset = apply(dataset, partial(BlendEncodeStage, s.options, s.weights, "cpu"), p["blend"], threads)
         by_key = {state.plan.key: state for state in states}
         for out in dataset.iter_rows():
             state = by_key[out["job_key"]]

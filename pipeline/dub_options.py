@@ -33,6 +33,9 @@ class DubOptions(BaseModel):
     still_fps: str = Field("25", description="frame rate given to a still-image video input")
     segment_seconds: float = Field(10.0, gt=0, le=600)
     batch_size: int = Field(8, ge=1, le=512)
+    cpu_threads: int = Field(
+        2, ge=1, le=256, description="torch CPU threads per worker: float sums, so output bits, depend on it"
+    )
 
 
 def row_options(row: dict[str, Any], default: DubOptions) -> DubOptions:

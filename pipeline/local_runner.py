@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from infra.malloc_tuning import tune_malloc
 from infra.model_store import ModelStore
@@ -51,6 +52,7 @@ class LocalRunner:
 
     def __init__(self, options: DubOptions, weights: str, device: str = "auto", dtype: str = "fp32") -> None:
         tune_malloc()
+        torch.set_num_threads(options.cpu_threads)  # output bits depend on it; the cluster pins the same
         self.options = options
         self.weights = weights
         self.track = TrackFacesStage(weights, options)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import ray
+import torch
 
 from infra.errors import MusedubError
 from infra.malloc_tuning import tune_malloc
@@ -35,13 +36,17 @@ def failure_uri(row: Row) -> str:
 
 
 class StageActor:
-    def __init__(self, factory: Callable[[], Stage]) -> None:
+    def __init__(self, factory: Callable[[], Stage], threads: int) -> None:
         tune_malloc()
+        self.threads = threads
         self.stage = factory()
         self.stage.setup()
         self.name = type(self.stage).__name__.removesuffix("Stage")
 
     def __call__(self, row: Row) -> list[Row]:
+        # Not Ray's CPU share: the same float sums, so the same bits, as `musedub dub`. Set per
+        # call because OpenMP keeps the count per thread and calls may come on another thread.
+        torch.set_num_threads(self.threads)
         tick = time.perf_counter()
         try:
             out = self.stage(row)
@@ -67,10 +72,10 @@ class Pool:
     gpus: float = 0.0
 
 
-def apply(dataset: ray.data.Dataset, factory: Callable[[], Stage], pool: Pool) -> ray.data.Dataset:
+def apply(dataset: ray.data.Dataset, factory: Callable[[], Stage], pool: Pool, threads: int) -> ray.data.Dataset:
     return dataset.flat_map(
         StageActor,
-        fn_constructor_args=(factory,),
+        fn_constructor_args=(factory, threads),
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool.size),
         num_cpus=pool.cpus,
         num_gpus=pool.gpus,
