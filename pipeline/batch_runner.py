@@ -33,7 +33,7 @@ from infra.storage import (
     remove_tree,
     write_bytes_atomic,
 )
-from pipeline.blend_stage import BlendEncodeStage
+from pipeline.blend_stage import BlendEncodeStage, chosen_mask
 from pipeline.crop_geometry import FaceStatus
 from pipeline.dub_options import DubOptions
 from pipeline.face_stages import CropStage, TrackFacesStage
@@ -275,7 +275,7 @@ class BatchRunner:
                 outcomes.append(JobOutcome(state.plan.job_id, "failed", state.plan.output, error=error))
         self.segments(live, progress)
         random = ModelStore(self.settings.weights).layout.is_random
-        mask = _mask_source(self.settings)
+        mask = chosen_mask(self.settings.options, self.settings.weights)
         finish = ray.remote(num_cpus=0.25)(_finish_remote)
         pending = []
         for state in live:
@@ -297,12 +297,6 @@ class BatchRunner:
         if not names:
             return None
         return read_bytes(join_uri(state.work, names[0]), "failure record").decode()
-
-
-def _mask_source(settings: BatchSettings) -> str:
-    if settings.options.mask == "landmarks":
-        return "landmarks"
-    return "parsing" if ModelStore(settings.weights).layout.face_parser.is_file() else "landmarks"
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

@@ -27,6 +27,20 @@ from pipeline.video_frames import FrameReader
 from pipeline.video_probe import probe_video
 
 
+def chosen_mask(options: DubOptions, weights: str) -> str:
+    """'parsing' when the options allow it and the parser's file exists, else 'landmarks'."""
+    if options.mask == "landmarks":
+        return "landmarks"
+    layout = ModelStore(weights).layout
+    if layout.face_parser.is_file():
+        return "parsing"
+    if options.mask == "parsing":
+        raise ConfigError(
+            f"--mask parsing needs {layout.face_parser}: fetch the BiSeNet weights into it or use --mask auto|landmarks"
+        )
+    return "landmarks"
+
+
 @dataclass
 class BlendEncodeStage:
     options: DubOptions
@@ -41,16 +55,8 @@ class BlendEncodeStage:
 
     def setup(self) -> None:
         """Loads the face parser when the options and the weights folder allow it."""
-        if self.options.mask == "landmarks":
-            return
-        store = ModelStore(self.weights)
-        if store.layout.face_parser.is_file():
-            self.parser = store.load_face_parser(self.device)
-        elif self.options.mask == "parsing":
-            raise ConfigError(
-                f"--mask parsing needs {store.layout.face_parser}: fetch the BiSeNet weights into it "
-                "or use --mask auto|landmarks"
-            )
+        if chosen_mask(self.options, self.weights) == "parsing":
+            self.parser = ModelStore(self.weights).load_face_parser(self.device)
 
     def _region(self, frame: np.ndarray, landmarks: np.ndarray, box: Box) -> np.ndarray:
         if self.parser is None:
