@@ -12,13 +12,27 @@ import typer
 from infra.errors import ConfigError
 from infra.model_store import DEFAULT_WEIGHTS
 from infra.ray_cluster import connect
-from jobs.dub_cmd import build_options, check_dtype
-from models.landmarks import LandmarkBackend
+from jobs.job_flags import (
+    DEFAULTS,
+    BatchSize,
+    CpuThreads,
+    Crf,
+    DetectEvery,
+    Dtype,
+    Landmarks,
+    Length,
+    Mask,
+    Mbtree,
+    MinFace,
+    Preset,
+    SegmentSeconds,
+    StillFps,
+    Version,
+    build_options,
+    check_dtype,
+)
 from pipeline.batch_runner import BatchRunner, BatchSettings, JobOutcome, JobState
-from pipeline.dub_options import MaskSource
-from pipeline.length_policy import LengthPolicy
 from pipeline.manifest import load_manifest, manifest_schema
-from pipeline.video_encode import DEFAULT_CRF, DEFAULT_PRESET
 
 log = logging.getLogger(__name__)
 
@@ -68,19 +82,23 @@ def batch(
     output_prefix: Annotated[str | None, typer.Option(help="Refuse outputs outside this prefix.")] = None,
     work: Annotated[str | None, typer.Option(help="Root of work prefixes (default: beside each output).")] = None,
     keep_work: Annotated[bool, typer.Option(help="Keep segment files after a job is committed.")] = False,
-    landmarks: Annotated[LandmarkBackend, typer.Option(help="face-alignment (S3FD+FAN) or dlib.")] = "face-alignment",
-    mask: Annotated[MaskSource, typer.Option(help="Blend mask: auto, parsing or landmarks.")] = "auto",
-    length_policy: Annotated[LengthPolicy, typer.Option(help="Default for jobs: cycle, loop, trim-audio.")] = "cycle",
-    version: Annotated[str, typer.Option(help="UNet version: v1.5 or v1.0.")] = "v1.5",
-    crf: Annotated[int, typer.Option(help="Default x264 quality for jobs.")] = DEFAULT_CRF,
-    preset: Annotated[str, typer.Option(help="Default x264 preset for jobs.")] = DEFAULT_PRESET,
-    detect_every: Annotated[int, typer.Option(help="Full-frame face detection every N frames.")] = 5,
-    segment_seconds: Annotated[float, typer.Option(help="Seconds of video per segment.")] = 10.0,
-    batch_size: Annotated[int, typer.Option(help="Frames per generator batch.")] = 8,
+    landmarks: Landmarks = DEFAULTS.landmarks,
+    mask: Mask = DEFAULTS.mask,
+    length_policy: Length = DEFAULTS.length_policy,
+    version: Version = DEFAULTS.version,
+    crf: Crf = DEFAULTS.crf,
+    preset: Preset = DEFAULTS.preset,
+    mbtree: Mbtree = DEFAULTS.mbtree,
+    detect_every: DetectEvery = DEFAULTS.detect_every,
+    min_face: MinFace = DEFAULTS.min_face,
+    still_fps: StillFps = DEFAULTS.still_fps,
+    segment_seconds: SegmentSeconds = DEFAULTS.segment_seconds,
+    batch_size: BatchSize = DEFAULTS.batch_size,
+    cpu_threads: CpuThreads = DEFAULTS.cpu_threads,
     cpu_pool: Annotated[int, typer.Option(help="Actors per CPU stage (0: from the cluster).")] = 0,
     gpu_pool: Annotated[int, typer.Option(help="Generator actors (0: one per GPU).")] = 0,
     device: Annotated[str, typer.Option(help="Generator device: auto (GPU when the cluster has one) or cpu.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="Generator precision: fp32, bf16 or fp16.")] = "fp32",
+    dtype: Dtype = "fp32",
 ) -> None:
     """Dub every job of MANIFEST; exits 1 and lists the failures if any job failed."""
     if schema:
@@ -89,17 +107,7 @@ def batch(
     if manifest is None:
         raise ConfigError("give a MANIFEST (or --schema to see what a row holds)")
     check_dtype(dtype)
-    options = build_options(
-        version=version,
-        length_policy=length_policy,
-        crf=crf,
-        preset=preset,
-        landmarks=landmarks,
-        mask=mask,
-        detect_every=detect_every,
-        segment_seconds=segment_seconds,
-        batch_size=batch_size,
-    )
+    options = build_options(locals())  # batch-wide defaults; manifest rows override per job
     jobs = load_manifest(manifest, output_prefix)
     settings = BatchSettings(weights, options, device, dtype, work, cpu_pool, gpu_pool)
     log.info("batch: %d jobs from %s; settings %s", len(jobs), manifest, settings)

@@ -73,7 +73,9 @@ class BlendEncodeStage:
             path = Path(work) / "segment.mp4"
             with (
                 FrameReader(info) as reader,
-                SegmentEncoder(path, info.width, info.height, info.fps, options.crf, options.preset) as encoder,
+                SegmentEncoder(
+                    path, info.width, info.height, info.fps, options.crf, options.preset, options.mbtree
+                ) as encoder,
             ):
                 for i, frame in enumerate(reader.frames(row["source"])):
                     if row["status"][i] == FaceStatus.OK:

@@ -25,6 +25,9 @@ class DubOptions(BaseModel):
     length_policy: LengthPolicy = "cycle"
     crf: int = Field(DEFAULT_CRF, ge=0, le=51, description="x264 quality: lower is better; 16 is visually lossless")
     preset: Literal[X264_PRESETS] = DEFAULT_PRESET  # type: ignore[valid-type]
+    mbtree: bool = Field(
+        False, description="x264 MB-tree: smaller files, but output bits vary run to run (a resumed batch then differs)"
+    )
     landmarks: LandmarkBackend = "face-alignment"
     mask: MaskSource = Field("auto", description="blend mask: BiSeNet parsing when its weights exist, else landmarks")
     detect_every: int = Field(5, ge=1, le=250, description="full-frame face detection every N frames")

@@ -26,7 +26,7 @@ from pipeline.segments import Segment, job_id_for, plan_segments
 from pipeline.stage import Row
 from pipeline.video_probe import probe_video
 
-PLAN_VERSION = 1  # bump when the same inputs would give different frames
+PLAN_VERSION = 2  # bump when the same inputs would give different frames
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """`musedub batch` on a real 2-CPU local Ray cluster with tiny random weights and real dlib faces:
-S3 in and out with a corrupt job isolated, segments close to the single-video path, and a
+S3 in and out with a corrupt job isolated, segments giving the single-video path's frames, and a
 driver killed mid-batch resumed to the same frames as an uninterrupted run."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+from media_checks import decoded
 
 from infra.sample_media import write_clip
 from infra.weights_layout import WeightsLayout
@@ -41,16 +41,6 @@ def ray_cluster(s3_endpoint: str) -> Iterator[str]:
 
 def batch(manifest: str, weights: WeightsLayout, *extra: str) -> int:
     return main(["batch", manifest, "--weights", str(weights.root), *SEGMENT_ARGS, *extra])
-
-
-def frames_of(path: Path | str) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def write_manifest(path: Path, rows: list[dict]) -> Path:
@@ -103,7 +93,7 @@ def test_s3_batch_commits_good_jobs_and_isolates_the_corrupt_one(
         assert report["checksums"]["video"].startswith("etag:") and report["faces"]["ok"] == 25
         local = tmp_path / key.replace("/", "_")
         s3.download_file(s3_bucket, key, str(local))
-        assert len(frames_of(local)) == 25
+        assert len(decoded(local)) == 25
     # a rerun leaves committed jobs alone and fails the bad one again
     assert batch(f"{root}/jobs.jsonl", tiny_weights) == 1
 
@@ -115,16 +105,15 @@ def test_segments_on_the_cluster_equal_the_single_video_path_and_resume_after_a_
     single = tmp_path / "single.mp4"
     dub_args = ["dub", "--video", str(clip), "--audio", str(short_speech), "--output", str(single)]
     assert main([*dub_args, "--weights", str(tiny_weights.root), *SEGMENT_ARGS]) == 0
-    expected = frames_of(single)
+    expected = decoded(single)
     assert len(expected) == 50
 
     job = {"job_id": "whole", "video": str(clip), "audio": str(short_speech), "output": str(tmp_path / "whole.mp4")}
     assert batch(str(write_manifest(tmp_path / "whole.jsonl", [job])), tiny_weights) == 0
     report = json.loads((tmp_path / "whole.mp4.report.json").read_text())
     assert report["segments"] == 5 and report["segments_reused"] == 0
-    whole = frames_of(tmp_path / "whole.mp4")
-    # Not yet bit-equal to `dub` (see docs/NOTES): the same faces and frames up to small differences.
-    assert all(psnr(a, b) > 30 for a, b in zip(whole, expected, strict=True))
+    whole = decoded(tmp_path / "whole.mp4")
+    assert all(np.array_equal(a, b) for a, b in zip(whole, expected, strict=True))
 
     # a driver killed once two segments are recorded; the rerun redoes only the rest
     out = tmp_path / "resumed.mp4"
@@ -150,5 +139,4 @@ def test_segments_on_the_cluster_equal_the_single_video_path_and_resume_after_a_
     assert batch(str(manifest), tiny_weights) == 0
     report = json.loads((tmp_path / "resumed.mp4.report.json").read_text())
     assert report["segments_reused"] == len(finished)  # only the unfinished segments ran again
-    # Not yet bit-equal to the uninterrupted run either (CPU runs on Ray are not bit-reproducible yet).
-    assert all(psnr(a, b) > 30 for a, b in zip(frames_of(out), whole, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(decoded(out), whole, strict=True))

@@ -12,6 +12,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from media_checks import decoded, psnr
 from skimage.data import astronaut
 
 from infra.sample_media import write_clip
@@ -29,16 +30,6 @@ from pipeline.video_probe import probe_video
 def dub(tiny_weights: WeightsLayout, video: str, audio: str, output: str, *extra: str) -> int:
     args = ["dub", "--video", video, "--audio", audio, "--output", output, "--weights", str(tiny_weights.root)]
     return main([*args, "--landmarks", "dlib", "--device", "cpu", "--batch-size", "16", *extra])
-
-
-def decoded(path: Path | str) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 @pytest.mark.parametrize("fps", [Fraction(25), Fraction(30)])

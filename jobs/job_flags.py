@@ -1,0 +1,49 @@
+"""Command-line flags that set DubOptions, shared by `dub` and `batch` so both spell them alike."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from infra.errors import ConfigError
+from infra.model_store import DTYPES
+from models.landmarks import LandmarkBackend
+from pipeline.dub_options import DubOptions, MaskSource
+from pipeline.length_policy import LengthPolicy
+
+Landmarks = Annotated[LandmarkBackend, typer.Option(help="face-alignment (S3FD+FAN) or dlib.")]
+Mask = Annotated[
+    MaskSource, typer.Option(help="Blend mask: auto (BiSeNet parsing if its weights exist), parsing, landmarks.")
+]
+Length = Annotated[LengthPolicy, typer.Option(help="When audio and video differ: cycle, loop or trim-audio.")]
+Version = Annotated[str, typer.Option(help="UNet version: v1.5 or v1.0.")]
+ExtraMargin = Annotated[int, typer.Option(help="v1.5: px added below the chin.")]
+BboxShift = Annotated[int, typer.Option(help="v1.0: px the nose point moves down.")]
+Crf = Annotated[int, typer.Option(help="x264 quality, lower is better; 16 is visually lossless.")]
+Preset = Annotated[str, typer.Option(help="x264 preset.")]
+Mbtree = Annotated[bool, typer.Option(help="x264 MB-tree: smaller files, output bits no longer reproducible.")]
+DetectEvery = Annotated[int, typer.Option(help="Full-frame face detection every N frames.")]
+MinFace = Annotated[int, typer.Option(help="Faces smaller than this (px) pass through.")]
+StillFps = Annotated[str, typer.Option(help="Frame rate of the output for a still-image video.")]
+SegmentSeconds = Annotated[float, typer.Option(help="Seconds of video per segment (bounds memory, spreads work).")]
+BatchSize = Annotated[int, typer.Option(help="Frames per generator batch.")]
+CpuThreads = Annotated[int, typer.Option(help="torch CPU threads per worker (output bits depend on it).")]
+Dtype = Annotated[str, typer.Option(help="Generator precision: fp32, bf16 or fp16.")]
+DEFAULTS = DubOptions()  # the flags' defaults: one source of truth with the manifest's
+
+
+def build_options(values: dict[str, Any]) -> DubOptions:
+    """DubOptions from a command's parameters (other names ignored); a bad value names its flag."""
+    fields = {k: v for k, v in values.items() if k in DubOptions.model_fields}
+    try:
+        return DubOptions(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"--{'-'.join(str(p) for p in first['loc']).replace('_', '-')}: {first['msg']}") from None
+
+
+def check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
