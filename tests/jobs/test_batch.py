@@ -1,6 +1,6 @@
 """`musedub batch` on a real 2-CPU local Ray cluster with tiny random weights and real dlib faces:
-S3 in and out with a corrupt job isolated, segments giving the single-video path's frames, and a
-driver killed mid-batch resumed to the same frames as an uninterrupted run."""
+S3 in and out with a corrupt job isolated, segments giving the single-video path's frames, a
+driver killed mid-batch resumed to the same frames, and a stage worker killed mid-segment retried."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 from media_checks import decoded
 
@@ -98,40 +99,60 @@ def test_s3_batch_commits_good_jobs_and_isolates_the_corrupt_one(
     assert batch(f"{root}/jobs.jsonl", tiny_weights) == 1
 
 
-def test_segments_on_the_cluster_equal_the_single_video_path_and_resume_after_a_killed_driver(
-    ray_cluster: str, tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def single_video(
+    tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, str], list[np.ndarray]]:
+    """A 2 s job (5 segments of 0.4 s) and the frames `musedub dub` makes of it in process."""
     clip = write_clip(clip_dir / "batch_local.mp4", Fraction(25), 50)  # 2 s; the audio is 2.2 s
-    single = tmp_path / "single.mp4"
+    single = tmp_path_factory.mktemp("single") / "single.mp4"
     dub_args = ["dub", "--video", str(clip), "--audio", str(short_speech), "--output", str(single)]
     assert main([*dub_args, "--weights", str(tiny_weights.root), *SEGMENT_ARGS]) == 0
     expected = decoded(single)
     assert len(expected) == 50
+    return {"video": str(clip), "audio": str(short_speech)}, expected
 
-    job = {"job_id": "whole", "video": str(clip), "audio": str(short_speech), "output": str(tmp_path / "whole.mp4")}
-    assert batch(str(write_manifest(tmp_path / "whole.jsonl", [job])), tiny_weights) == 0
-    report = json.loads((tmp_path / "whole.mp4.report.json").read_text())
-    assert report["segments"] == 5 and report["segments_reused"] == 0
-    whole = decoded(tmp_path / "whole.mp4")
-    assert all(np.array_equal(a, b) for a, b in zip(whole, expected, strict=True))
 
-    # a driver killed once two segments are recorded; the rerun redoes only the rest
-    out = tmp_path / "resumed.mp4"
-    manifest = write_manifest(tmp_path / "resume.jsonl", [{**job, "job_id": "resumed", "output": str(out)}])
-    work = tmp_path / ".musedub-work" / "resumed"
-    command = [sys.executable, "-m", "jobs.cli", "batch", str(manifest), "--weights", str(tiny_weights.root)]
-    driver = subprocess.Popen(
-        [*command, *SEGMENT_ARGS, "--address", ray_cluster],
+def start_driver(manifest: Path, weights: WeightsLayout, address: str) -> subprocess.Popen:
+    """`musedub batch` in its own process group on the test's cluster, so the test can kill it."""
+    command = [sys.executable, "-m", "jobs.cli", "batch", str(manifest), "--weights", str(weights.root)]
+    return subprocess.Popen(
+        [*command, *SEGMENT_ARGS, "--address", address],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
     )
+
+
+def wait_for_segments(work: Path, count: int, driver: subprocess.Popen) -> None:
     deadline = time.monotonic() + 300
-    while len(list(work.glob("*.json"))) < 2:
-        assert driver.poll() is None, "the driver ended before it could be killed"
-        assert time.monotonic() < deadline, "no segment finished within 300 s"
+    while len(list(work.glob("*.json"))) < count:
+        assert driver.poll() is None, f"the driver ended (exit {driver.returncode}) before {count} segments"
+        assert time.monotonic() < deadline, f"{count} segments did not finish within 300 s"
         time.sleep(0.2)
+
+
+def test_segments_on_the_cluster_equal_the_single_video_path(
+    ray_cluster: str, tiny_weights: WeightsLayout, single_video: tuple[dict[str, str], list[np.ndarray]], tmp_path: Path
+) -> None:
+    inputs, expected = single_video
+    job = {"job_id": "whole", **inputs, "output": str(tmp_path / "whole.mp4")}
+    assert batch(str(write_manifest(tmp_path / "whole.jsonl", [job])), tiny_weights) == 0
+    report = json.loads((tmp_path / "whole.mp4.report.json").read_text())
+    assert report["segments"] == 5 and report["segments_reused"] == 0
+    assert all(np.array_equal(a, b) for a, b in zip(decoded(tmp_path / "whole.mp4"), expected, strict=True))
+
+
+def test_a_killed_driver_resumes_with_only_the_unfinished_segments(
+    ray_cluster: str, tiny_weights: WeightsLayout, single_video: tuple[dict[str, str], list[np.ndarray]], tmp_path: Path
+) -> None:
+    inputs, expected = single_video
+    out = tmp_path / "resumed.mp4"
+    manifest = write_manifest(tmp_path / "resume.jsonl", [{"job_id": "resumed", **inputs, "output": str(out)}])
+    work = tmp_path / ".musedub-work" / "resumed"
+    driver = start_driver(manifest, tiny_weights, ray_cluster)
+    wait_for_segments(work, 2, driver)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait(timeout=30)
     finished = {p.name: p.stat().st_mtime_ns for p in work.glob("*.mp4") if (work / f"{p.stem}.json").exists()}
@@ -139,4 +160,33 @@ def test_segments_on_the_cluster_equal_the_single_video_path_and_resume_after_a_
     assert batch(str(manifest), tiny_weights) == 0
     report = json.loads((tmp_path / "resumed.mp4.report.json").read_text())
     assert report["segments_reused"] == len(finished)  # only the unfinished segments ran again
-    assert all(np.array_equal(a, b) for a, b in zip(decoded(out), whole, strict=True))
+    # equal to `dub`, which the uninterrupted batch equals (the test above)
+    assert all(np.array_equal(a, b) for a, b in zip(decoded(out), expected, strict=True))
+
+
+def busy_stage_worker() -> psutil.Process | None:
+    """A Ray Data actor of one of our stages while it is working on a row."""
+    for proc in psutil.process_iter(["cmdline"]):
+        if " ".join(proc.info["cmdline"] or []).startswith("ray::MapWorker(FlatMap(StageActor)).submit"):
+            return proc
+    return None
+
+
+def test_a_worker_killed_mid_segment_is_retried_and_the_job_completes(
+    ray_cluster: str, tiny_weights: WeightsLayout, single_video: tuple[dict[str, str], list[np.ndarray]], tmp_path: Path
+) -> None:
+    inputs, expected = single_video
+    out = tmp_path / "survived.mp4"
+    manifest = write_manifest(tmp_path / "worker.jsonl", [{"job_id": "survived", **inputs, "output": str(out)}])
+    driver = start_driver(manifest, tiny_weights, ray_cluster)
+    wait_for_segments(tmp_path / ".musedub-work" / "survived", 1, driver)
+    deadline = time.monotonic() + 120
+    while (victim := busy_stage_worker()) is None:
+        assert driver.poll() is None and time.monotonic() < deadline, "no stage worker was busy to be killed"
+        time.sleep(0.05)
+    victim.kill()
+    victim.wait(timeout=30)
+    assert driver.wait(timeout=600) == 0
+    report = json.loads((tmp_path / "survived.mp4.report.json").read_text())
+    assert report["faces"]["ok"] == 50 and report["segments_reused"] == 0
+    assert all(np.array_equal(a, b) for a, b in zip(decoded(out), expected, strict=True))
