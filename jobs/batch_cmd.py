@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -38,12 +38,15 @@ log = logging.getLogger(__name__)
 
 
 class Progress:
-    """One line per finished segment: the job's frames and the batch's, with frames/s."""
+    """A line per finished segment (the job's frames and fps, the batch's) and per committed job.
+
+    Plain lines, not a redrawn bar: they read the same in a terminal, `ray job logs` and CI.
+    """
 
     def __init__(self) -> None:
         self.total = 0
         self.frames = 0
-        self.per_job: dict[str, int] = {}
+        self.per_job: dict[str, tuple[int, float]] = {}  # frames done, time of the first
         self.started = time.perf_counter()
 
     def planned(self, total_frames: int) -> None:
@@ -51,24 +54,30 @@ class Progress:
         self.started = time.perf_counter()
 
     def segment_done(self, state: JobState, frames: int) -> None:
-        job = state.plan.job_id
-        self.per_job[job] = self.per_job.get(job, 0) + frames
+        job, now = state.plan.job_id, time.perf_counter()
+        done, first = self.per_job.get(job, (0, self.started))
+        self.per_job[job] = (done + frames, first)
         self.frames += frames
-        rate = self.frames / max(time.perf_counter() - self.started, 1e-6)
         typer.echo(
-            f"[{job}] {self.per_job[job]}/{state.plan.total} frames | batch {self.frames}/{self.total} "
-            f"frames, {rate:.1f} frames/s",
+            f"[{job}] {done + frames}/{state.plan.total} frames, {(done + frames) / max(now - first, 1e-6):.1f} fps"
+            f" | batch {self.frames}/{self.total} frames, {self.frames / max(now - self.started, 1e-6):.1f} fps",
             err=True,
         )
 
+    def job_done(self, outcome: JobOutcome) -> None:
+        what = f"committed {outcome.output}" if outcome.status == "done" else f"failed: {outcome.error}"
+        typer.echo(f"[{outcome.job_id}] {what} ({outcome.seconds:.1f} s of stage time)", err=True)
+
 
 def summary_table(outcomes: list[JobOutcome]) -> str:
-    rows = [("job", "status", "frames", "segments run/reused", "output / error")]
+    rows = [("job", "status", "frames", "segments run/reused", "stage s", "output / error")]
     for o in outcomes:
-        segments = f"{o.segments_run}/{o.segments_reused}" if o.status == "done" else "-"
-        rows.append((o.job_id, o.status, str(o.frames), segments, o.error or o.output))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows)
+        done = o.status == "done"
+        segments = f"{o.segments_run}/{o.segments_reused}" if done else "-"
+        seconds = f"{o.seconds:.1f}" if done else "-"
+        rows.append((o.job_id, o.status, str(o.frames), segments, seconds, o.error or o.output))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5] for r in rows)
 
 
 def batch(
@@ -97,7 +106,10 @@ def batch(
     cpu_threads: CpuThreads = DEFAULTS.cpu_threads,
     cpu_pool: Annotated[int, typer.Option(help="Actors per CPU stage (0: from the cluster).")] = 0,
     gpu_pool: Annotated[int, typer.Option(help="Generator actors (0: one per GPU).")] = 0,
-    device: Annotated[str, typer.Option(help="Generator device: auto (GPU when the cluster has one) or cpu.")] = "auto",
+    device: Annotated[
+        Literal["auto", "cuda", "cpu"],
+        typer.Option(help="Generator: auto (GPU if the cluster has one), cuda (wait for an autoscaled GPU) or cpu."),
+    ] = "auto",
     dtype: Dtype = "fp32",
 ) -> None:
     """Dub every job of MANIFEST; exits 1 and lists the failures if any job failed."""

@@ -14,7 +14,8 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -67,11 +68,17 @@ class JobState:
     def segment_uri(self, segment_id: str) -> str:
         return join_uri(self.work, f"{segment_id}.mp4")
 
+    @property
+    def finished(self) -> bool:
+        return len(self.done) == len(self.plan.segments())
+
 
 class ProgressSink(Protocol):
     def planned(self, total_frames: int) -> None: ...
 
     def segment_done(self, state: JobState, frames: int) -> None: ...
+
+    def job_done(self, outcome: JobOutcome) -> None: ...
 
 
 @dataclass
@@ -104,7 +111,8 @@ def pools(settings: BatchSettings, resources: dict[str, float]) -> dict[str, Poo
     gpus = int(resources.get("GPU", 0))
     cpu_pool = settings.cpu_pool or max(1, int(cpus // 4))
     gpu_pool = settings.gpu_pool or max(1, gpus)
-    use_gpu = gpus > 0 and settings.device != "cpu"
+    # "cuda" asks for GPU actors even before an autoscaler has added a GPU node; "auto" uses GPUs present
+    use_gpu = settings.device == "cuda" or (gpus > 0 and settings.device != "cpu")
     cpu_actors = 3 * cpu_pool + 1 + (0 if use_gpu else gpu_pool)  # crop, blend, track pools + prompt (+ generate)
     each = round(min(1.0, max(0.05, (cpus - 0.5) / cpu_actors)), 3)
     return {
@@ -217,7 +225,9 @@ class BatchRunner:
                 write_bytes_atomic(join_uri(state.work, f"{piece_id(out)}.npy"), buffer, "track chunk")
 
     # -- segments -----------------------------------------------------------------------------
-    def segments(self, states: list[JobState], progress: ProgressSink) -> None:
+    def segments(self, states: list[JobState], progress: ProgressSink, complete: Callable[[JobState], None]) -> None:
+        """Run every unfinished segment; `complete(state)` as soon as all of a job's are done, so
+        jobs are committed while the rest of the batch still runs."""
         rows = []
         for state in states:
             assert state.landmarks is not None
@@ -234,6 +244,8 @@ class BatchRunner:
                     continue
                 row = state.plan.segment_row(segment, state.landmarks)
                 rows.append({**row, "work": state.work, "segment_file": state.segment_uri(segment.segment_id)})
+            if state.finished:
+                complete(state)
         if not rows:
             return
         s, p, threads = self.settings, self.pools, self.settings.options.cpu_threads
@@ -258,6 +270,8 @@ class BatchRunner:
             state.seconds.update(seconds)
             state.done.add(str(out["segment_id"]))
             progress.segment_done(state, int(out["stop"]) - int(out["start"]))
+            if state.finished:
+                complete(state)
 
     # -- whole batch --------------------------------------------------------------------------
     def run(self, jobs: list[JobSpec], progress: ProgressSink) -> list[JobOutcome]:
@@ -273,21 +287,32 @@ class BatchRunner:
                 live.append(state)
             else:
                 outcomes.append(JobOutcome(state.plan.job_id, "failed", state.plan.output, error=error))
-        self.segments(live, progress)
         random = ModelStore(self.settings.weights).layout.is_random
         mask = chosen_mask(self.settings.options, self.settings.weights)
         finish = ray.remote(num_cpus=0.25)(_finish_remote)
-        pending = []
+        pending: list[ray.ObjectRef] = []
+
+        def report(timeout: float | None) -> None:
+            nonlocal pending
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=timeout)
+            for outcome in ray.get(ready):
+                progress.job_done(outcome)
+                outcomes.append(outcome)
+
+        def complete(state: JobState) -> None:
+            # landmarks stay here: the finishing task needs only the segments' records
+            pending.append(finish.remote(replace(state, landmarks=None), random, mask, self.keep_work))
+            report(timeout=0)
+
+        self.segments(live, progress, complete)
         for state in live:
-            error = self._failure(state)
-            missing = [s for s in state.plan.segments() if s.segment_id not in state.done]
-            if error is None and missing:
-                error = f"{len(missing)} segment(s) did not finish (first at frame {missing[0].start})"
-            if error is not None:
+            if not state.finished:
+                missing = [s for s in state.plan.segments() if s.segment_id not in state.done]
+                error = self._failure(state) or (
+                    f"{len(missing)} segment(s) did not finish (first at frame {missing[0].start})"
+                )
                 outcomes.append(JobOutcome(state.plan.job_id, "failed", state.plan.output, error=error))
-                continue
-            pending.append(finish.remote(state, random, mask, self.keep_work))
-        outcomes.extend(ray.get(pending))
+        report(timeout=None)
         order = {spec.job_id: i for i, spec in enumerate(jobs)}
         return sorted(outcomes, key=lambda o: order[o.job_id])
 
