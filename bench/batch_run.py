@@ -60,11 +60,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each job's video")
     parser.add_argument("--segment-seconds", type=float, default=2.0)
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local cluster")
+    parser.add_argument("--cpu-threads", type=int, default=2, help="torch threads per worker (both runs)")
     parser.add_argument("--landmarks", default="dlib", choices=("dlib", "face-alignment"))
     parser.add_argument("--weights", type=Path, help="weights folder (default: tiny random ones)")
     args = parser.parse_args()
     print(f"machine: {platform.machine()} {platform.system()}, python {platform.python_version()}")
-    options = DubOptions(landmarks=args.landmarks, segment_seconds=args.segment_seconds)
+    options = DubOptions(landmarks=args.landmarks, segment_seconds=args.segment_seconds, cpu_threads=args.cpu_threads)
     with tempfile.TemporaryDirectory() as work:
         root = Path(work)
         weights = str(args.weights or write_random_weights(root / "weights", tiny=True, seed=0).root)
@@ -77,7 +78,10 @@ def main() -> None:
         local = [runner.dub(str(clip), str(audio), str(root / f"local{i}.mp4")) for i in range(args.jobs)]
         local_seconds = time.perf_counter() - tick
         total = sum(r.output_frames for r in local)
-        print(f"{args.jobs} jobs x {frames} frames 1080p, segments of {args.segment_seconds:g} s, {args.landmarks}")
+        print(
+            f"{args.jobs} jobs x {frames} frames 1080p, segments of {args.segment_seconds:g} s, {args.landmarks}, "
+            f"{args.cpu_threads} torch threads"
+        )
         print(
             f"in process:  {local_seconds:7.1f} s  {60 * args.jobs / local_seconds:6.2f} videos/min  "
             f"{total / local_seconds:6.2f} frames/s"

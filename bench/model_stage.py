@@ -3,6 +3,7 @@ the whisper encoder, at the full published sizes (random init) or from a weights
 
     python bench/model_stage.py --size full --batches 1 --iters 2      # CPU
     python bench/model_stage.py --size full --batches 8,16,32,64 --dtype bf16 --device cuda
+    python bench/model_stage.py --size full --batches 8,16,32,64 --dtype bf16 --device cuda --compile --channels-last
 
 Prints one line per measurement; figures go to docs/PERFORMANCE.md with the machine they ran on.
 """
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the VAE and the UNet (warm-up excluded)")
     parser.add_argument("--batches", default="1,4")
     parser.add_argument("--iters", type=int, default=3)
     args = parser.parse_args()
@@ -74,6 +76,9 @@ def main() -> None:
     if args.channels_last:
         generator = generator.to(memory_format=torch.channels_last)
     audio = audio.to(device).requires_grad_(False)
+    if args.compile:
+        generator.vae = torch.compile(generator.vae)  # type: ignore[assignment]
+        generator.unet = torch.compile(generator.unet)  # type: ignore[assignment]
     name = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
@@ -81,7 +86,8 @@ def main() -> None:
     )
     source = args.weights or args.size
     print(
-        f"device={name} size={source} dtype={args.dtype} channels_last={args.channels_last} torch={torch.__version__}"
+        f"device={name} size={source} dtype={args.dtype} channels_last={args.channels_last} "
+        f"compile={args.compile} torch={torch.__version__}"
     )
 
     face = np.ascontiguousarray(astronaut()[:256, 128:384])  # (256, 256, 3) uint8
@@ -102,6 +108,8 @@ def main() -> None:
     whisper = seconds_per_call(lambda: audio.encode_windows([window]), args.iters, device)
     print(f"whisper encoder: {30 / whisper:8.1f} s of audio per second ({whisper:.3f} s per 30 s window)")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    if device.type == "cuda":
+        print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Annotated, Literal
+from collections import Counter
+from typing import Annotated
 
 import typer
 
@@ -14,25 +15,33 @@ from infra.model_store import DEFAULT_WEIGHTS
 from infra.ray_cluster import connect
 from jobs.job_flags import (
     DEFAULTS,
+    Address,
     BatchSize,
+    CpuPool,
     CpuThreads,
     Crf,
     DetectEvery,
+    Device,
     Dtype,
+    GpuPool,
+    KeepWork,
     Landmarks,
     Length,
     Mask,
     Mbtree,
     MinFace,
+    NumCpus,
     Preset,
     SegmentSeconds,
     StillFps,
     Version,
+    Weights,
+    Work,
     build_options,
     check_dtype,
 )
 from pipeline.batch_runner import BatchRunner, BatchSettings, JobOutcome, JobState
-from pipeline.manifest import load_manifest, manifest_schema
+from pipeline.manifest import JobSpec, load_manifest, manifest_schema
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +94,12 @@ def batch(
         str | None, typer.Argument(help="YAML, JSON Lines, CSV or Parquet of jobs (path or URI).")
     ] = None,
     schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema of a manifest row and exit.")] = False,
-    weights: Annotated[str, typer.Option(help="Weights folder or URI, seen by every node.")] = DEFAULT_WEIGHTS,
-    address: Annotated[str | None, typer.Option(help="Existing Ray cluster (default: RAY_ADDRESS or local).")] = None,
-    num_cpus: Annotated[int | None, typer.Option(help="CPUs of the embedded local cluster.")] = None,
+    weights: Weights = DEFAULT_WEIGHTS,
+    address: Address = None,
+    num_cpus: NumCpus = None,
     output_prefix: Annotated[str | None, typer.Option(help="Refuse outputs outside this prefix.")] = None,
-    work: Annotated[str | None, typer.Option(help="Root of work prefixes (default: beside each output).")] = None,
-    keep_work: Annotated[bool, typer.Option(help="Keep segment files after a job is committed.")] = False,
+    work: Work = None,
+    keep_work: KeepWork = False,
     landmarks: Landmarks = DEFAULTS.landmarks,
     mask: Mask = DEFAULTS.mask,
     length_policy: Length = DEFAULTS.length_policy,
@@ -104,12 +113,9 @@ def batch(
     segment_seconds: SegmentSeconds = DEFAULTS.segment_seconds,
     batch_size: BatchSize = DEFAULTS.batch_size,
     cpu_threads: CpuThreads = DEFAULTS.cpu_threads,
-    cpu_pool: Annotated[int, typer.Option(help="Actors per CPU stage (0: from the cluster).")] = 0,
-    gpu_pool: Annotated[int, typer.Option(help="Generator actors (0: one per GPU).")] = 0,
-    device: Annotated[
-        Literal["auto", "cuda", "cpu"],
-        typer.Option(help="Generator: auto (GPU if the cluster has one), cuda (wait for an autoscaled GPU) or cpu."),
-    ] = "auto",
+    cpu_pool: CpuPool = 0,
+    gpu_pool: GpuPool = 0,
+    device: Device = "auto",
     dtype: Dtype = "fp32",
 ) -> None:
     """Dub every job of MANIFEST; exits 1 and lists the failures if any job failed."""
@@ -122,13 +128,19 @@ def batch(
     options = build_options(locals())  # batch-wide defaults; manifest rows override per job
     jobs = load_manifest(manifest, output_prefix)
     settings = BatchSettings(weights, options, device, dtype, work, cpu_pool, gpu_pool)
-    log.info("batch: %d jobs from %s; settings %s", len(jobs), manifest, settings)
-    resources = connect(address, num_cpus)
-    runner = BatchRunner(settings, resources, keep_work)
-    outcomes = runner.run(jobs, Progress())
-    typer.echo(summary_table(outcomes))
-    failed = [o for o in outcomes if o.status == "failed"]
-    done = sum(o.status == "done" for o in outcomes)
-    typer.echo(f"{done} dubbed, {sum(o.status == 'up to date' for o in outcomes)} up to date, {len(failed)} failed")
-    if failed:
+    outcomes = run_batch(jobs, settings, address, num_cpus, keep_work)
+    if any(o.status == "failed" for o in outcomes):
         raise typer.Exit(1)
+
+
+def run_batch(
+    jobs: list[JobSpec], settings: BatchSettings, address: str | None, num_cpus: int | None, keep_work: bool
+) -> list[JobOutcome]:
+    """Join or start the cluster, run the jobs with progress lines, print the summary table."""
+    log.info("batch: %d jobs; settings %s", len(jobs), settings)
+    resources = connect(address, num_cpus)
+    outcomes = BatchRunner(settings, resources, keep_work).run(jobs, Progress())
+    typer.echo(summary_table(outcomes))
+    counts = Counter(o.status for o in outcomes)
+    typer.echo(f"{counts['done']} dubbed, {counts['up to date']} up to date, {counts['failed']} failed")
+    return outcomes

@@ -8,7 +8,7 @@ import sys
 import typer
 
 from infra.errors import MusedubError
-from jobs import batch_cmd, dub_cmd, features_cmd, weights_cmd
+from jobs import batch_cmd, catalog_cmd, dub_cmd, features_cmd, weights_cmd
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.add_typer(weights_cmd.app, name="weights")
 app.add_typer(features_cmd.app, name="features")
+app.add_typer(catalog_cmd.app, name="catalog")
 app.command()(dub_cmd.dub)
 app.command()(batch_cmd.batch)
 

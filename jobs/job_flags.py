@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import ValidationError
@@ -31,6 +31,17 @@ SegmentSeconds = Annotated[float, typer.Option(help="Seconds of video per segmen
 BatchSize = Annotated[int, typer.Option(help="Frames per generator batch.")]
 CpuThreads = Annotated[int, typer.Option(help="torch CPU threads per worker (output bits depend on it).")]
 Dtype = Annotated[str, typer.Option(help="Generator precision: fp32, bf16 or fp16.")]
+Weights = Annotated[str, typer.Option(help="Weights folder or URI (on a cluster: seen by every node).")]
+Address = Annotated[str | None, typer.Option(help="Existing Ray cluster (default: RAY_ADDRESS or local).")]
+NumCpus = Annotated[int | None, typer.Option(help="CPUs of the embedded local cluster.")]
+Work = Annotated[str | None, typer.Option(help="Root of work prefixes (default: beside each output).")]
+KeepWork = Annotated[bool, typer.Option(help="Keep segment files after a job is committed.")]
+CpuPool = Annotated[int, typer.Option(help="Actors per CPU stage (0: from the cluster).")]
+GpuPool = Annotated[int, typer.Option(help="Generator actors (0: one per GPU).")]
+Device = Annotated[
+    Literal["auto", "cuda", "cpu"],
+    typer.Option(help="Generator: auto (GPU if the cluster has one), cuda (wait for an autoscaled GPU) or cpu."),
+]
 DEFAULTS = DubOptions()  # the flags' defaults: one source of truth with the manifest's
 
 

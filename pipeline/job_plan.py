@@ -29,6 +29,21 @@ from pipeline.video_probe import probe_video
 PLAN_VERSION = 2  # bump when the same inputs would give different frames
 
 
+def job_key(video: str, audio: str, output: str, checksums: dict[str, str], options: DubOptions, weights: str) -> str:
+    """What a job's output depends on, hashed: equal keys mean the committed output is current.
+    Needs only checksums (a HEAD on object stores), so a catalogue is checked without probing."""
+    identity = {
+        "plan": PLAN_VERSION,
+        "video": video,
+        "audio": audio,
+        "output": output,
+        "checksums": checksums,
+        "options": options.model_dump(mode="json"),
+        "weights": weights,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+
+
 @dataclass(frozen=True)
 class JobPlan:
     job_id: str
@@ -47,17 +62,8 @@ class JobPlan:
     plan_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        identity = {
-            "plan": PLAN_VERSION,
-            "video": self.video,
-            "audio": self.audio,
-            "output": self.output,
-            "checksums": self.checksums,
-            "options": self.options.model_dump(mode="json"),
-            "weights": self.weights,
-        }
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-        object.__setattr__(self, "key", digest[:24])
+        key = job_key(self.video, self.audio, self.output, self.checksums, self.options, self.weights)
+        object.__setattr__(self, "key", key)
 
     @property
     def fps_fraction(self) -> Fraction:

@@ -69,13 +69,19 @@ def write_report(report: DubReport) -> None:
     write_bytes_atomic(report_uri(report.plan["output"]), report.to_json().encode(), "report")
 
 
-def committed_report(plan: JobPlan) -> dict[str, Any] | None:
-    """The report of an output made from exactly this plan (same inputs, options, weights), if any."""
-    uri = report_uri(plan.output)
-    if not exists(uri) or not exists(plan.output):
+def existing_report(output: str) -> dict[str, Any] | None:
+    """The report beside a committed output; None when either is missing or it is unreadable."""
+    uri = report_uri(output)
+    if not exists(uri) or not exists(output):
         return None
     try:
         report = json.loads(read_bytes(uri, "report"))
     except (InputError, ValueError):
         return None
-    return report if isinstance(report, dict) and report.get("job_key") == plan.key else None
+    return report if isinstance(report, dict) else None
+
+
+def committed_report(plan: JobPlan) -> dict[str, Any] | None:
+    """The report of an output made from exactly this plan (same inputs, options, weights), if any."""
+    report = existing_report(plan.output)
+    return report if report is not None and report.get("job_key") == plan.key else None

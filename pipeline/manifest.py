@@ -63,7 +63,8 @@ class JobSpec(BaseModel):
 @dataclass(frozen=True)
 class ManifestRow:
     where: str  # "line 4" or "row 3"
-    values: dict[str, Any]
+    values: dict[str, Any]  # empty cells left out
+    columns: tuple[str, ...] = ()  # the file's header (CSV, Parquet), empty cells included
 
 
 class ManifestError(InputError):
@@ -97,7 +98,7 @@ def _rows_csv(text: str) -> list[ManifestRow]:
     rows = []
     for values in reader:
         cleaned = {k: v for k, v in values.items() if k is not None and v not in ("", None)}
-        rows.append(ManifestRow(f"line {reader.line_num}", cleaned))
+        rows.append(ManifestRow(f"line {reader.line_num}", cleaned, tuple(reader.fieldnames or ())))
     return rows
 
 
@@ -106,7 +107,7 @@ def _rows_parquet(data: bytes) -> list[ManifestRow]:
 
     table = pq.read_table(io.BytesIO(data))
     return [
-        ManifestRow(f"row {i + 1}", {k: v for k, v in values.items() if v is not None})
+        ManifestRow(f"row {i + 1}", {k: v for k, v in values.items() if v is not None}, tuple(table.column_names))
         for i, values in enumerate(table.to_pylist())
     ]
 

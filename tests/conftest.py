@@ -112,6 +112,21 @@ def s3_bucket(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
+def ray_cluster(s3_endpoint: str) -> Iterator[str]:
+    """A local 2-CPU Ray cluster for the session, started after the S3 endpoint is in the
+    environment its workers inherit; yields its GCS address for driver subprocesses."""
+    import ray
+
+    from infra.ray_cluster import connect
+
+    connect(num_cpus=2)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
 def dlib_detector():
     """The real dlib 68-point landmark model (the dlib extra)."""
     from models.landmarks import load_landmark_detector

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from infra.errors import InputError
-from infra.storage import validate_uri, write_bytes_atomic
+from infra.storage import create_exclusive, join_uri, read_bytes, validate_uri, write_bytes_atomic
 
 
 @pytest.mark.parametrize(
@@ -49,3 +50,16 @@ def test_s3_write(s3_bucket: str) -> None:
     write_bytes_atomic(f"s3://{s3_bucket}/x/out.bin", b"payload", "output")
     body = boto3.client("s3").get_object(Bucket=s3_bucket, Key="x/out.bin")["Body"].read()
     assert body == b"payload"
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_create_exclusive_lets_exactly_one_of_racing_writers_win(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    root = f"s3://{request.getfixturevalue('s3_bucket')}" if where == "s3" else str(tmp_path)
+    uri = join_uri(root, "leases", "lease-000001.json")
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(lambda i: create_exclusive(uri, f"writer {i}".encode(), "lease"), range(8)))
+    assert won.count(True) == 1
+    assert read_bytes(uri, "lease") == f"writer {won.index(True)}".encode()
+    assert not create_exclusive(uri, b"late", "lease")

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,20 +23,6 @@ from infra.weights_layout import WeightsLayout
 from jobs.cli import main
 
 SEGMENT_ARGS = ["--landmarks", "dlib", "--device", "cpu", "--length-policy", "trim-audio", "--segment-seconds", "0.4"]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(s3_endpoint: str) -> Iterator[str]:
-    """A local 2-CPU cluster started after the S3 endpoint is in the environment its workers inherit."""
-    import ray
-
-    from infra.ray_cluster import connect
-
-    connect(num_cpus=2)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
 
 
 def batch(manifest: str, weights: WeightsLayout, *extra: str) -> int:

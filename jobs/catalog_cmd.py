@@ -1,0 +1,138 @@
+"""`musedub catalog plan|run CATALOG`: dub what a streaming catalogue is missing or has stale.
+
+Meant for a nightly schedule (a KubeRay RayJob under a CronJob, or cron on a VM head node): a
+run takes the catalogue's lease, re-plans under it, runs the batch, records what it did and lets
+the lease go. A run that finds the lease held does nothing and says so; a failed night leaves
+its unfinished jobs to the next, which finds them still to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Annotated
+
+import typer
+
+from infra.lease import Lease
+from infra.model_store import DEFAULT_WEIGHTS
+from infra.storage import validate_uri, write_bytes_atomic
+from jobs.batch_cmd import run_batch
+from jobs.job_flags import (
+    DEFAULTS,
+    Address,
+    CpuPool,
+    CpuThreads,
+    Crf,
+    Device,
+    Dtype,
+    GpuPool,
+    Landmarks,
+    Length,
+    Mask,
+    NumCpus,
+    Preset,
+    SegmentSeconds,
+    Weights,
+    build_options,
+    check_dtype,
+)
+from pipeline.batch_runner import BatchSettings
+from pipeline.catalog import load_catalog
+from pipeline.catalog_plan import CatalogPlan, plan_catalog
+from pipeline.catalog_run import RunRecord, lease_prefix, plan_uri
+from pipeline.dub_options import DubOptions
+
+log = logging.getLogger(__name__)
+app = typer.Typer(no_args_is_help=True, help="Dub what a catalogue is missing or has stale, on a schedule.")
+
+Catalog = Annotated[str, typer.Argument(help="CSV or Parquet catalogue (path or URI).")]
+Prefix = Annotated[str, typer.Option(help="Where outputs go: <prefix>/<title_id>/<language>.mp4.")]
+LeaseSeconds = Annotated[float, typer.Option(help="Lease expiry; renewed every third of it while running.")]
+
+
+def _plan(catalog: str, output_prefix: str, options: DubOptions, weights: str) -> CatalogPlan:
+    validate_uri(output_prefix, "output prefix")
+    plan = plan_catalog(load_catalog(catalog), output_prefix, options, weights)
+    for entry in plan.entries:
+        if entry.reason:
+            typer.echo(f"[{entry.entry.job_id}] {entry.status}: {entry.reason}", err=True)
+    typer.echo(", ".join(f"{k} {v}" for k, v in plan.summary().items()))
+    return plan
+
+
+@app.command()
+def plan(
+    catalog: Catalog,
+    output_prefix: Prefix,
+    manifest: Annotated[str | None, typer.Option(help="Where to write the jobs (default: under the prefix).")] = None,
+    weights: Weights = DEFAULT_WEIGHTS,
+    landmarks: Landmarks = DEFAULTS.landmarks,
+    mask: Mask = DEFAULTS.mask,
+    length_policy: Length = DEFAULTS.length_policy,
+    crf: Crf = DEFAULTS.crf,
+    preset: Preset = DEFAULTS.preset,
+    segment_seconds: SegmentSeconds = DEFAULTS.segment_seconds,
+    cpu_threads: CpuThreads = DEFAULTS.cpu_threads,
+) -> None:
+    """Write the manifest of jobs still to do (new or stale) and print a summary."""
+    result = _plan(catalog, output_prefix, build_options(locals()), weights)
+    if not result.todo:
+        typer.echo("nothing to do")
+        return
+    target = manifest or plan_uri(output_prefix, time.time())
+    write_bytes_atomic(target, result.manifest_lines().encode(), "manifest")
+    typer.echo(f"wrote {len(result.todo)} job(s) to {target}")
+
+
+@app.command()
+def run(
+    catalog: Catalog,
+    output_prefix: Prefix,
+    weights: Weights = DEFAULT_WEIGHTS,
+    landmarks: Landmarks = DEFAULTS.landmarks,
+    mask: Mask = DEFAULTS.mask,
+    length_policy: Length = DEFAULTS.length_policy,
+    crf: Crf = DEFAULTS.crf,
+    preset: Preset = DEFAULTS.preset,
+    segment_seconds: SegmentSeconds = DEFAULTS.segment_seconds,
+    cpu_threads: CpuThreads = DEFAULTS.cpu_threads,
+    address: Address = None,
+    num_cpus: NumCpus = None,
+    cpu_pool: CpuPool = 0,
+    gpu_pool: GpuPool = 0,
+    device: Device = "auto",
+    dtype: Dtype = "fp32",
+    lease_seconds: LeaseSeconds = 600.0,
+) -> None:
+    """Plan under the catalogue's lease, dub what is to do, write a dated run record."""
+    check_dtype(dtype)
+    options = build_options(locals())
+    validate_uri(output_prefix, "output prefix")
+    record = RunRecord(uuid.uuid4().hex[:12], catalog, output_prefix, time.time())
+    lease = Lease(lease_prefix(output_prefix), record.run_id, lease_seconds)
+    holder = lease.acquire()
+    if holder is not None:
+        until = time.strftime("%H:%M:%S UTC", time.gmtime(holder.expires))
+        record.finish("skipped", note=f"run {holder.holder} holds the lease until {until}")
+        typer.echo(f"another run ({holder.holder}) holds the lease until {until}: nothing done; {record.write()}")
+        return
+    try:
+        result = _plan(catalog, output_prefix, options, weights)
+        record.plan = result.summary()
+        outcomes = []
+        if result.todo:
+            settings = BatchSettings(weights, options, device, dtype, cpu_pool=cpu_pool, gpu_pool=gpu_pool)
+            outcomes = run_batch(result.jobs(), settings, address, num_cpus, keep_work=False)
+        lease.check()
+        failed = any(o.status == "failed" for o in outcomes)
+        record.finish("failed" if failed else "done", outcomes)
+    except BaseException as exc:
+        record.finish("failed", note=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        lease.release()
+        typer.echo(f"run record {record.write()}")
+    if record.status == "failed":
+        raise typer.Exit(1)
