@@ -37,12 +37,39 @@ def test_raycluster_groups_advertise_what_their_pods_hold() -> None:
         assert "AWS_SECRET_ACCESS_KEY" not in text and "aws_secret" not in text.lower()
 
 
-def test_rayjob_runs_a_batch_command_line_that_parses_on_the_named_cluster() -> None:
-    job, cluster = load("rayjob.yaml"), load("raycluster.yaml")
+def parsed_entrypoint(job: dict, *command: str) -> dict:
+    """The RayJob's entrypoint parsed by the real `musedub` command line; it must target our cluster."""
     assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
-    assert job["spec"]["clusterSelector"]["ray.io/cluster"] == cluster["metadata"]["name"]
+    assert job["spec"]["clusterSelector"]["ray.io/cluster"] == load("raycluster.yaml")["metadata"]["name"]
     words = shlex.split(job["spec"]["entrypoint"])
-    assert words[:2] == ["musedub", "batch"]
-    command = typer.main.get_command(app).commands["batch"]  # type: ignore[attr-defined]
-    context = command.make_context("batch", words[2:], resilient_parsing=False)
-    assert context.params["manifest"].startswith("s3://") and context.params["device"] == "cuda"
+    assert words[: 1 + len(command)] == ["musedub", *command]
+    group = typer.main.get_command(app)
+    for name in command:
+        group = group.commands[name]  # type: ignore[attr-defined]
+    return group.make_context(" ".join(command), words[1 + len(command) :], resilient_parsing=False).params
+
+
+def test_rayjob_runs_a_batch_command_line_that_parses_on_the_named_cluster() -> None:
+    params = parsed_entrypoint(load("rayjob.yaml"), "batch")
+    assert params["manifest"].startswith("s3://") and params["device"] == "cuda"
+
+
+def test_nightly_cronjob_creates_one_catalog_rayjob_at_a_time_with_least_privilege() -> None:
+    docs = {d["kind"]: d for d in yaml.safe_load_all((KUBERAY / "catalog-cronjob.yaml").read_text())}
+    cron = docs["CronJob"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid"
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == docs["ServiceAccount"]["metadata"]["name"]
+    assert docs["Role"]["rules"] == [
+        {"apiGroups": ["ray.io"], "resources": ["rayjobs"], "verbs": ["create", "get", "list"]}
+    ]
+    (container,) = pod["containers"]
+    mounted = container["command"][-1]
+    (mount,) = container["volumeMounts"]
+    config = docs["ConfigMap"]
+    assert (
+        mounted == f"{mount['mountPath']}/rayjob.yaml"
+        and pod["volumes"][0]["configMap"]["name"] == config["metadata"]["name"]
+    )
+    params = parsed_entrypoint(yaml.safe_load(config["data"]["rayjob.yaml"]), "catalog", "run")
+    assert params["catalog"].startswith("s3://") and params["output_prefix"].startswith("s3://")
