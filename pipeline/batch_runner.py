@@ -106,17 +106,22 @@ class BatchSettings:
 
 def pools(settings: BatchSettings, resources: dict[str, float]) -> dict[str, Pool]:
     """Pool sizes and per-actor resources from the cluster, keeping half a CPU free for Ray Data's
-    own tasks (an actor pool that takes every CPU starves them and the batch deadlocks)."""
+    own tasks (an actor pool that takes every CPU starves them and the batch deadlocks).
+
+    Tracking runs alone, before the segments, so its pool spreads over every CPU; the segment
+    pools (crop, prompt, generate, blend) run at once and share them.
+    """
     cpus = resources.get("CPU", 1.0)
     gpus = int(resources.get("GPU", 0))
     cpu_pool = settings.cpu_pool or max(1, int(cpus // 4))
     gpu_pool = settings.gpu_pool or max(1, gpus)
     # "cuda" asks for GPU actors even before an autoscaler has added a GPU node; "auto" uses GPUs present
     use_gpu = settings.device == "cuda" or (gpus > 0 and settings.device != "cpu")
-    cpu_actors = 3 * cpu_pool + 1 + (0 if use_gpu else gpu_pool)  # crop, blend, track pools + prompt (+ generate)
+    cpu_actors = 2 * cpu_pool + 1 + (0 if use_gpu else gpu_pool)  # crop, blend + prompt (+ generate)
     each = round(min(1.0, max(0.05, (cpus - 0.5) / cpu_actors)), 3)
+    trackers = settings.cpu_pool or max(1, int(cpus - 0.5))
     return {
-        "track": Pool(cpu_pool, each),
+        "track": Pool(trackers, round(min(1.0, max(0.05, (cpus - 0.5) / trackers)), 3)),
         "crop": Pool(cpu_pool, each),
         "prompt": Pool(1, each),
         "generate": Pool(gpu_pool, each, 1.0 if use_gpu else 0.0),

@@ -15,7 +15,7 @@ from typing import Any
 
 from infra.errors import InputError
 from infra.storage import join_uri, validate_uri
-from pipeline.manifest import SHOWN_PROBLEMS, ManifestError, read_rows
+from pipeline.manifest import mapping_rows, problems_error, read_rows
 
 TITLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -80,7 +80,6 @@ def _entries(values: dict[str, Any], where: str, languages: list[str]) -> tuple[
 def load_catalog(uri: str) -> list[CatalogEntry]:
     """Every title x language of the catalogue, or a ManifestError listing every bad row."""
     entries: list[CatalogEntry] = []
-    problems: list[str] = []
     rows = read_rows(uri)
     # the file's columns, not each row's: readers drop empty cells, and an empty cell is a missing dub
     languages = sorted(
@@ -92,13 +91,8 @@ def load_catalog(uri: str) -> list[CatalogEntry]:
             if name.startswith(AUDIO_COLUMN)
         }
     )
-    for row in rows:
-        if not isinstance(row.values, dict):
-            problems.append(f"{row.where}: a title is a mapping of title_id, video and audio columns")
-            continue
-        if "__error__" in row.values:
-            problems.append(f"{row.where}: {row.values['__error__']}")
-            continue
+    good, problems = mapping_rows(rows, "a title is a mapping of title_id, video and audio columns")
+    for row in good:
         found, bad = _entries(row.values, row.where, languages)
         entries.extend(found)
         problems.extend(bad)
@@ -112,10 +106,5 @@ def load_catalog(uri: str) -> list[CatalogEntry]:
     if not entries and not problems:
         problems.append("no titles")
     if problems:
-        more = f"\n  ... and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
-        raise ManifestError(
-            f"catalogue {uri}: {len(problems)} problem(s), nothing was planned:\n  "
-            + "\n  ".join(problems[:SHOWN_PROBLEMS])
-            + more
-        )
+        raise problems_error(f"catalogue {uri}", problems, "nothing was planned")
     return entries

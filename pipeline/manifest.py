@@ -142,20 +142,34 @@ def _problems(error: ValidationError) -> list[str]:
     return out
 
 
+def mapping_rows(rows: list[ManifestRow], shape: str) -> tuple[list[ManifestRow], list[str]]:
+    """The rows that are mappings, and a problem for each that is not (or did not parse)."""
+    good, problems = [], []
+    for row in rows:
+        if not isinstance(row.values, dict):
+            problems.append(f"{row.where}: {shape}")
+        elif "__error__" in row.values:
+            problems.append(f"{row.where}: {row.values['__error__']}")
+        else:
+            good.append(row)
+    return good, problems
+
+
+def problems_error(what: str, problems: list[str], consequence: str) -> ManifestError:
+    """One error listing every problem (the first SHOWN_PROBLEMS), so a file is fixed in one go."""
+    more = f"\n  ... and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+    shown = "\n  ".join(problems[:SHOWN_PROBLEMS])
+    return ManifestError(f"{what}: {len(problems)} problem(s), {consequence}:\n  {shown}{more}")
+
+
 def load_manifest(uri: str, output_prefix: str | None = None) -> list[JobSpec]:
     """Validated jobs, or a ManifestError naming every bad row."""
     rows = read_rows(uri)
     if not rows:
         raise ManifestError(f"manifest {uri} has no jobs")
     jobs: list[tuple[ManifestRow, JobSpec]] = []
-    problems: list[str] = []
-    for row in rows:
-        if not isinstance(row.values, dict):
-            problems.append(f"{row.where}: a job is a mapping of job_id, video, audio, output")
-            continue
-        if "__error__" in row.values:
-            problems.append(f"{row.where}: {row.values['__error__']}")
-            continue
+    good, problems = mapping_rows(rows, "a job is a mapping of job_id, video, audio, output")
+    for row in good:
         try:
             jobs.append((row, _anchored(JobSpec.model_validate(row.values), uri)))
         except ValidationError as exc:
@@ -170,11 +184,7 @@ def load_manifest(uri: str, output_prefix: str | None = None) -> list[JobSpec]:
             if not _under(job.output, output_prefix):
                 problems.append(f"{row.where}: output {job.output!r} is outside the allowed prefix {output_prefix!r}")
     if problems:
-        shown = problems[:SHOWN_PROBLEMS]
-        more = f"\n  ... and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
-        raise ManifestError(
-            f"manifest {uri}: {len(problems)} problem(s), nothing was run:\n  " + "\n  ".join(shown) + more
-        )
+        raise problems_error(f"manifest {uri}", problems, "nothing was run")
     return [job for _, job in jobs]
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import ray
 import torch
 
@@ -38,6 +39,9 @@ def failure_uri(row: Row) -> str:
 class StageActor:
     def __init__(self, factory: Callable[[], Stage], threads: int) -> None:
         tune_malloc()
+        # Actors share the node's CPUs; OpenCV's own pool (one thread per core) only oversubscribes
+        # them. Its per-pixel results do not depend on the thread count.
+        cv2.setNumThreads(1)
         self.threads = threads
         self.stage = factory()
         self.stage.setup()

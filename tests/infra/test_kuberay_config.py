@@ -31,6 +31,7 @@ def test_raycluster_groups_advertise_what_their_pods_hold() -> None:
         assert group["rayStartParams"]["num-cpus"] == limits["cpu"]
         assert group["rayStartParams"].get("num-gpus", "0") == limits.get("nvidia.com/gpu", "0")
         assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
+        assert {"name": "OMP_WAIT_POLICY", "value": "PASSIVE"} in container["env"]
     assert groups["gpu"]["rayStartParams"]["num-gpus"] == "1"
     for spec in [cluster["spec"]["headGroupSpec"], *groups.values()]:
         text = yaml.safe_dump(spec)

@@ -20,13 +20,14 @@ def reserved_cpus(sized: dict) -> float:
 def test_cpu_pools_always_leave_half_a_cpu_for_ray_datas_own_tasks(cpus: float) -> None:
     sized = pools(settings(), {"CPU": cpus})
     assert reserved_cpus(sized) <= cpus - 0.5 + 1e-9
+    assert sized["track"].size * sized["track"].cpus <= max(cpus - 0.5, 0.05) + 1e-9  # tracking runs alone
     assert sized["generate"].gpus == 0
 
 
 def test_gpus_present_get_one_generator_actor_each() -> None:
     sized = pools(settings(), {"CPU": 64.0, "GPU": 4.0})
     assert sized["generate"].size == 4 and sized["generate"].gpus == 1.0
-    assert sized["crop"].size == 16 and sized["blend"].size == 16
+    assert sized["crop"].size == 16 and sized["blend"].size == 16 and sized["track"].size == 63
     assert pools(settings("cpu"), {"CPU": 64.0, "GPU": 4.0})["generate"].gpus == 0.0
 
 
