@@ -110,6 +110,7 @@ def run(
     check_dtype(dtype)
     options = build_options(locals())
     validate_uri(output_prefix, "output prefix")
+    load_catalog(catalog)  # a bad catalogue fails here, before the lease or any record is written
     record = RunRecord(uuid.uuid4().hex[:12], catalog, output_prefix, time.time())
     lease = Lease(lease_prefix(output_prefix), record.run_id, lease_seconds)
     holder = lease.acquire()

@@ -130,3 +130,17 @@ def test_download_without_network_is_a_clear_error(
 def test_usage_errors_exit_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["features", "audio"]) == 2
     assert main(["no-such-command"]) == 2
+
+
+def test_catalog_bad_input_is_refused_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "dubbed"
+    assert main(["catalog", "plan", str(tmp_path / "missing.csv"), "--output-prefix", str(out)]) == 2
+    assert "missing.csv" in capsys.readouterr().err
+    bad = tmp_path / "catalog.csv"
+    bad.write_text("title_id,video,audio_es\nt 1,/v.mp4,/a.wav\n")
+    assert main(["catalog", "run", str(bad), "--output-prefix", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "musedub: error: catalogue" in err and "line 2: title_id 't 1'" in err
+    assert main(["catalog", "plan", str(bad), "--output-prefix", "ftp://host/out"]) == 2
+    assert "unsupported scheme 'ftp'" in capsys.readouterr().err
+    assert not out.exists()  # nothing written, no lease taken
