@@ -40,9 +40,13 @@ def _name(generation: int) -> str:
     return f"lease-{generation:09d}.json"
 
 
+def _generations(prefix: str) -> list[int]:
+    return sorted(int(n[6:15]) for n in list_files(prefix) if n.startswith("lease-") and n.endswith(".json"))
+
+
 def current(prefix: str) -> LeaseState | None:
     """The latest generation under `prefix`, or None when nobody ever took the lease."""
-    generations = sorted(int(n[6:15]) for n in list_files(prefix) if n.startswith("lease-") and n.endswith(".json"))
+    generations = _generations(prefix)
     if not generations:
         return None
     record = json.loads(read_bytes(join_uri(prefix, _name(generations[-1])), "lease"))
@@ -75,8 +79,9 @@ class Lease:
         self.generation = state.generation if state else -1
         if not self._write(now + self.seconds):
             return current(self.prefix)  # another run won the race for this generation
-        for old in range(max(0, self.generation - 50), self.generation - KEEP_GENERATIONS + 1):
-            remove_tree(join_uri(self.prefix, _name(old)))
+        for old in _generations(self.prefix):
+            if old <= self.generation - KEEP_GENERATIONS:
+                remove_tree(join_uri(self.prefix, _name(old)))
         self._thread = threading.Thread(target=self._renew_loop, name="lease-renewal", daemon=True)
         self._thread.start()
         return None

@@ -39,7 +39,7 @@ from jobs.job_flags import (
     check_dtype,
 )
 from pipeline.batch_runner import BatchSettings
-from pipeline.catalog import load_catalog
+from pipeline.catalog import CatalogEntry, load_catalog
 from pipeline.catalog_plan import CatalogPlan, plan_catalog
 from pipeline.catalog_run import RunRecord, lease_prefix, plan_uri
 from pipeline.dub_options import DubOptions
@@ -52,9 +52,8 @@ Prefix = Annotated[str, typer.Option(help="Where outputs go: <prefix>/<title_id>
 LeaseSeconds = Annotated[float, typer.Option(help="Lease expiry; renewed every third of it while running.")]
 
 
-def _plan(catalog: str, output_prefix: str, options: DubOptions, weights: str) -> CatalogPlan:
-    validate_uri(output_prefix, "output prefix")
-    plan = plan_catalog(load_catalog(catalog), output_prefix, options, weights)
+def _plan(entries: list[CatalogEntry], output_prefix: str, options: DubOptions, weights: str) -> CatalogPlan:
+    plan = plan_catalog(entries, output_prefix, options, weights)
     for entry in plan.entries:
         if entry.reason:
             typer.echo(f"[{entry.entry.job_id}] {entry.status}: {entry.reason}", err=True)
@@ -77,7 +76,9 @@ def plan(
     cpu_threads: CpuThreads = DEFAULTS.cpu_threads,
 ) -> None:
     """Write the manifest of jobs still to do (new or stale) and print a summary."""
-    result = _plan(catalog, output_prefix, build_options(locals()), weights)
+    options = build_options(locals())
+    validate_uri(output_prefix, "output prefix")
+    result = _plan(load_catalog(catalog), output_prefix, options, weights)
     if not result.todo:
         typer.echo("nothing to do")
         return
@@ -110,7 +111,7 @@ def run(
     check_dtype(dtype)
     options = build_options(locals())
     validate_uri(output_prefix, "output prefix")
-    load_catalog(catalog)  # a bad catalogue fails here, before the lease or any record is written
+    entries = load_catalog(catalog)  # a bad catalogue fails here, before the lease or a record
     record = RunRecord(uuid.uuid4().hex[:12], catalog, output_prefix, time.time())
     lease = Lease(lease_prefix(output_prefix), record.run_id, lease_seconds)
     holder = lease.acquire()
@@ -120,7 +121,7 @@ def run(
         typer.echo(f"another run ({holder.holder}) holds the lease until {until}: nothing done; {record.write()}")
         return
     try:
-        result = _plan(catalog, output_prefix, options, weights)
+        result = _plan(entries, output_prefix, options, weights)  # under the lease: outputs as they are now
         record.plan = result.summary()
         outcomes = []
         if result.todo:
