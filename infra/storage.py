@@ -188,20 +188,23 @@ def write_bytes_atomic(uri: str, data: bytes, what: str) -> None:
 def create_exclusive(uri: str, data: bytes, what: str) -> bool:
     """Create the object only if nothing is there yet; False when it already exists.
 
-    The one primitive leases need: of several writers racing for the same name exactly one wins.
-    Local: O_EXCL, then the content (a reader may briefly see it empty). Object stores: a
-    conditional PUT (S3 If-None-Match: *; GCS if-generation-match 0), atomic on the server.
+    The one primitive leases need: of several writers racing for the same name exactly one wins,
+    and a reader sees either nothing or the whole content. Local: the content in a temporary file,
+    then a hard link to the name (fails if it exists). Object stores: a conditional PUT (S3
+    If-None-Match: *; GCS if-generation-match 0), atomic on the server.
     """
     validate_uri(uri, what)
     if is_local(uri):
         path = local_path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+            tmp.write(data)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.link(tmp.name, path)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
+        finally:
+            os.unlink(tmp.name)
         return True
     fs, path = filesystem(uri)
     try:
