@@ -38,7 +38,7 @@ from jobs.job_flags import (
     build_options,
     check_dtype,
 )
-from pipeline.batch_runner import BatchSettings
+from pipeline.batch_runner import BatchSettings, JobOutcome
 from pipeline.catalog import CatalogEntry, load_catalog
 from pipeline.catalog_plan import CatalogPlan, plan_catalog
 from pipeline.catalog_run import RunRecord, lease_prefix, plan_uri
@@ -120,18 +120,18 @@ def run(
         record.finish("skipped", note=f"run {holder.holder} holds the lease until {until}")
         typer.echo(f"another run ({holder.holder}) holds the lease until {until}: nothing done; {record.write()}")
         return
+    outcomes: list[JobOutcome] = []
     try:
         result = _plan(entries, output_prefix, options, weights)  # under the lease: outputs as they are now
         record.plan = result.summary()
-        outcomes = []
         if result.todo:
             settings = BatchSettings(weights, options, device, dtype, cpu_pool=cpu_pool, gpu_pool=gpu_pool)
             outcomes = run_batch(result.jobs(), settings, address, num_cpus, keep_work=False)
         lease.check()
         failed = any(o.status == "failed" for o in outcomes)
         record.finish("failed" if failed else "done", outcomes)
-    except BaseException as exc:
-        record.finish("failed", note=f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # the record still lists the jobs that ran (e.g. when the lease was lost)
+        record.finish("failed", outcomes, note=f"{type(exc).__name__}: {exc}")
         raise
     finally:
         lease.release()
