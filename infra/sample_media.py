@@ -46,8 +46,10 @@ def write_clip(
     scale: float = 1.0,
     rotation: int = 0,
     crf: int = 12,
+    audio: np.ndarray | None = None,
 ) -> Path:
     """Encode `frames` frames at `fps` (H.264, yuv420p); frames in `faceless` show no face.
+    `audio` (16 kHz mono float samples) is muxed as AAC, making a talking-head source video.
 
     `rotation` stores display-matrix metadata (degrees counterclockwise); pixels are stored turned
     the other way, so a player that honours it shows the face upright.
@@ -58,6 +60,7 @@ def write_clip(
         stream.width, stream.height = size if turns % 2 == 0 else size[::-1]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf), "preset": "veryfast"}
+        sound = _audio_stream(container, 1, 16000, "aac") if audio is not None else None
         if rotation:
             stream.set_display_rotation(rotation)
         for i in range(frames):
@@ -68,27 +71,37 @@ def write_clip(
             frame.pts = i
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+        if sound is not None:
+            _encode_audio(container, sound, audio[:, None])
     return path
 
 
 def write_audio(path: Path, samples: np.ndarray, rate: int, codec: str = "pcm_s16le") -> Path:
     """Encode float samples (n,) or (n, channels) in [-1, 1] with PyAV."""
     planar = samples[:, None] if samples.ndim == 1 else samples
-    layout = {1: "mono", 2: "stereo"}[planar.shape[1]]
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate, layout=layout)
-        fmt = stream.codec_context.format.name if codec != "pcm_s16le" else "s16"
-        frame_size = stream.codec_context.frame_size or 1024
-        pcm = (np.clip(planar, -1, 1) * 32767).astype(np.int16)
-        resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
-        pts = 0
-        for i in range(0, len(pcm), frame_size):
-            chunk = np.ascontiguousarray(pcm[i : i + frame_size])  # (n, channels) interleaved
-            frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout=layout)
-            frame.sample_rate = rate
-            frame.pts = pts
-            pts += len(chunk)
-            for converted in resampler.resample(frame):
-                container.mux(stream.encode(converted))
-        container.mux(stream.encode(None))
+        _encode_audio(container, _audio_stream(container, planar.shape[1], rate, codec), planar)
     return path
+
+
+def _audio_stream(container: av.container.OutputContainer, channels: int, rate: int, codec: str) -> av.AudioStream:
+    return container.add_stream(codec, rate=rate, layout={1: "mono", 2: "stereo"}[channels])
+
+
+def _encode_audio(container: av.container.OutputContainer, stream: av.AudioStream, planar: np.ndarray) -> None:
+    """Encode samples (n, channels) in [-1, 1] into an audio stream of an open container."""
+    layout, rate, codec = stream.layout.name, stream.rate, stream.codec_context.name
+    fmt = stream.codec_context.format.name if codec != "pcm_s16le" else "s16"
+    frame_size = stream.codec_context.frame_size or 1024
+    pcm = (np.clip(planar, -1, 1) * 32767).astype(np.int16)
+    resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
+    pts = 0
+    for i in range(0, len(pcm), frame_size):
+        chunk = np.ascontiguousarray(pcm[i : i + frame_size])  # (n, channels) interleaved
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout=layout)
+        frame.sample_rate = rate
+        frame.pts = pts
+        pts += len(chunk)
+        for converted in resampler.resample(frame):
+            container.mux(stream.encode(converted))
+    container.mux(stream.encode(None))

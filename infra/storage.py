@@ -114,6 +114,24 @@ def list_files(prefix: str) -> list[str]:
     return sorted(PurePosixPath(e["name"]).name for e in entries if e.get("type") == "file")
 
 
+def list_tree(prefix: str) -> list[str]:
+    """Paths, relative to folder `prefix`, of every file below it (sorted); [] when it does not exist."""
+    validate_uri(prefix, "folder")
+    if is_local(prefix):
+        folder = local_path(prefix)
+        if not folder.is_dir():
+            return []
+        return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    fs, path = filesystem(prefix)
+    root = path.rstrip("/")
+    fs.invalidate_cache(root)
+    try:
+        found = fs.find(root)
+    except FileNotFoundError:
+        return []
+    return sorted(PurePosixPath(f).relative_to(root).as_posix() for f in found if f != root)
+
+
 def checksum(uri: str, what: str) -> str:
     """What identifies an input's content: sha256 of a local file, the object store's ETag/MD5."""
     validate_uri(uri, what)

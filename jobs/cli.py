@@ -8,7 +8,7 @@ import sys
 import typer
 
 from infra.errors import MusedubError
-from jobs import batch_cmd, catalog_cmd, dub_cmd, features_cmd, weights_cmd
+from jobs import batch_cmd, catalog_cmd, dub_cmd, features_cmd, preprocess_cmd, weights_cmd
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -21,6 +21,8 @@ app.add_typer(features_cmd.app, name="features")
 app.add_typer(catalog_cmd.app, name="catalog")
 app.command()(dub_cmd.dub)
 app.command()(batch_cmd.batch)
+app.command()(preprocess_cmd.preprocess)
+app.command()(preprocess_cmd.index)
 
 
 def main(argv: list[str] | None = None) -> int:

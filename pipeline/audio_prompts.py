@@ -26,6 +26,13 @@ from pipeline.audio_windows import (
 WINDOWS_PER_CALL = 4  # bounds encoder memory on long segments
 
 
+def gather_prompts(span: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """span (S, L+1, D), first span row of each frame (F,) -> prompts (F, 10 * (L+1), D), time-major."""
+    rows = starts[:, None] + np.arange(PROMPT_FRAMES)  # (F, 10) indices into span
+    prompts = span[rows]  # (F, 10, L+1, D)
+    return prompts.reshape(len(starts), PROMPT_FRAMES * span.shape[1], span.shape[2])
+
+
 class AudioPrompter:
     """Computes audio prompts for frame ranges; windows are read through a callback so a segment
     decodes only the 30 s windows it needs."""
@@ -56,6 +63,23 @@ class AudioPrompter:
             raise InputError(
                 f"frame range [{start}, {stop}) is outside the audio's {total} frames: pick 0 <= A < B <= {total}"
             )
+        span, lo = self.span(read_window, num_samples, fps, start, stop)
+        starts = np.array([prompt_start(f, fps) - lo for f in range(start, stop)])
+        return gather_prompts(span.numpy(), starts)
+
+    def span(
+        self,
+        read_window: Callable[[int], np.ndarray],
+        num_samples: int,
+        fps: Fraction,
+        start: int,
+        stop: int,
+    ) -> tuple[torch.Tensor, int]:
+        """The hidden states of whisper frames [lo, hi) that frames [start, stop) read -> ((hi - lo, L+1, D), lo).
+
+        Zeros outside the audio. Training stores this span per clip: at 25 fps frame f reads rows
+        2 (f - start) ... + 10 of it, 5x less than the per-frame prompts.
+        """
         lo = prompt_start(start, fps)
         hi = prompt_start(stop - 1, fps) + PROMPT_FRAMES
         states = self.encoder.num_states
@@ -70,10 +94,7 @@ class AudioPrompter:
                 a, b = max(first, lo), min(first + WINDOW_FRAMES, hi, valid_end)
                 if a < b:
                     span[a - lo : b - lo] = feats[a - first : b - first]
-        starts = torch.tensor([prompt_start(f, fps) - lo for f in range(start, stop)])
-        rows = starts[:, None] + torch.arange(PROMPT_FRAMES)  # (F, 10) indices into span
-        prompts = span[rows]  # (F, 10, L+1, D)
-        return prompts.reshape(len(starts), PROMPT_FRAMES * states, -1).numpy()  # (F, 50, D), time-major
+        return span, lo
 
     def for_waveform(self, samples: np.ndarray, fps: Fraction, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Prompts from a whole in-memory 16 kHz mono waveform; `stop` defaults to the last frame."""

@@ -76,6 +76,14 @@ class Pool:
     gpus: float = 0.0
 
 
+def spread_pool(resources: dict[str, float], items: int) -> Pool:
+    """Up to one actor per CPU for `items` independent items, keeping half a CPU free for Ray
+    Data's own tasks (a pool that takes every CPU starves them and the dataset deadlocks)."""
+    cpus = resources.get("CPU", 1.0)
+    size = max(1, min(items, int(cpus - 0.5)))
+    return Pool(size, round(min(1.0, max(0.05, (cpus - 0.5) / size)), 3))
+
+
 def apply(dataset: ray.data.Dataset, factory: Callable[[], Stage], pool: Pool, threads: int) -> ray.data.Dataset:
     return dataset.flat_map(
         StageActor,

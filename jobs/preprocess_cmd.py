@@ -1,0 +1,121 @@
+"""`musedub preprocess SRC OUT` and `musedub index OUT`: training data on the Ray cluster."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from infra.errors import ConfigError
+from infra.model_store import DEFAULT_WEIGHTS, ModelStore
+from infra.ray_cluster import connect
+from jobs.job_flags import Address, DetectEvery, Landmarks, NumCpus, Weights
+from models.landmarks import S3FD_FILE, dlib_predictor_path
+from pipeline.preprocess_run import plan_preprocess, run_preprocess, summarise
+from pipeline.preprocess_settings import PreprocessSettings
+from pipeline.sis import SisSettings
+from pipeline.sis_index import plan_index, run_index
+
+log = logging.getLogger(__name__)
+
+
+def check_models(settings: PreprocessSettings) -> None:
+    """Fail before any work when the landmark model or whisper is missing (every source would fail)."""
+    layout = ModelStore(settings.weights).layout
+    if settings.landmarks == "dlib":
+        dlib_predictor_path()
+    elif not (layout.face_alignment / S3FD_FILE).is_file():
+        raise ConfigError(
+            f"face-alignment weights are missing from {layout.face_alignment}: run `musedub weights download`, "
+            "or use --landmarks dlib"
+        )
+    if settings.features and not (layout.whisper / "config.json").is_file():
+        raise ConfigError(f"--features needs whisper in {layout.whisper}: run `musedub weights download`")
+
+
+def _report(summary: dict) -> None:
+    if summary["status"] == "ok":
+        typer.echo(
+            f"[{summary['source']}] {summary['clips']} clips, {summary['kept']}/{summary['frames']} frames kept "
+            f"(dropped {summary['dropped']}) in {summary['elapsed']:.1f} s",
+            err=True,
+        )
+    else:
+        typer.echo(f"[{summary['source']}] failed: {summary['error']}", err=True)
+
+
+def preprocess(
+    src: Annotated[str, typer.Argument(metavar="SRC_URI", help="Folder or bucket prefix of videos (recursive).")],
+    out: Annotated[str, typer.Argument(metavar="OUT_URI", help="Dataset folder or URI to write.")],
+    weights: Weights = DEFAULT_WEIGHTS,
+    landmarks: Landmarks = "face-alignment",
+    detect_every: DetectEvery = 5,
+    clip_seconds: Annotated[float, typer.Option(help="Longest clip; clips also end at shot cuts.")] = 30.0,
+    min_clip_frames: Annotated[int, typer.Option(help="Shorter runs of usable face frames are dropped.")] = 25,
+    min_face: Annotated[int, typer.Option(help="Frames with a smaller face (px) are dropped (stage 1).")] = 150,
+    stage2_min_face: Annotated[int, typer.Option(help="Clips whose faces are all this big are stage-2 clips.")] = 200,
+    crops: Annotated[bool, typer.Option(help="Store the 256x256 crops (JPEG), so training decodes no video.")] = True,
+    features: Annotated[bool, typer.Option(help="Store whisper states per clip.")] = True,
+    retry_failed: Annotated[bool, typer.Option(help="Try sources that failed before again.")] = False,
+    address: Address = None,
+    num_cpus: NumCpus = None,
+) -> None:
+    """Cut videos into 25 fps training clips with landmarks, crops and whisper features (Parquet)."""
+    settings = PreprocessSettings(
+        weights=weights,
+        landmarks=landmarks,
+        detect_every=detect_every,
+        clip_seconds=clip_seconds,
+        min_clip_frames=min_clip_frames,
+        min_face=min_face,
+        stage2_min_face=stage2_min_face,
+        crops=crops,
+        features=features,
+    )
+    if detect_every < 1 or clip_seconds * 25 < min_clip_frames or min_clip_frames < 16:
+        raise ConfigError("need --detect-every >= 1, --min-clip-frames >= 16 and clips of at least that many frames")
+    log.info("preprocess: %s -> %s %s", src, out, json.dumps(asdict(settings)))
+    check_models(settings)
+    plan = plan_preprocess(src, out, settings, retry_failed)
+    typer.echo(f"{len(plan.todo)} source(s) to process, {len(plan.done)} already done", err=True)
+    results = run_preprocess(plan, settings, connect(address, num_cpus), _report) if plan.todo else []
+    this_run = summarise(results)
+    everything = summarise(plan.done + results)
+    typer.echo(json.dumps({"this_run": this_run, "dataset": everything}, indent=2))
+    if results and this_run["failed"] == len(results):
+        raise typer.Exit(1)  # nothing usable came out of this run
+
+
+def index(
+    out: Annotated[str, typer.Argument(metavar="DATASET_URI", help="A dataset written by `musedub preprocess`.")],
+    ratio: Annotated[float, typer.Option(help="k as a fraction of the clip (code 0.51, paper 0.40).")] = 0.51,
+    exclusion: Annotated[int, typer.Option(help="Never a reference within this many frames.")] = 5,
+    fallback_radius: Annotated[int, typer.Option(help="Fallback window (frames) when the sets do not meet.")] = 80,
+    address: Address = None,
+    num_cpus: NumCpus = None,
+) -> None:
+    """Compute the SIS reference candidates of every frame of every clip."""
+    if not 0 < ratio <= 1 or exclusion < 0 or fallback_radius <= exclusion:
+        raise ConfigError("need 0 < --ratio <= 1, --exclusion >= 0 and --fallback-radius > --exclusion")
+    settings = SisSettings(ratio=ratio, exclusion=exclusion, fallback_radius=fallback_radius)
+    todo, current = plan_index(out, settings)
+    typer.echo(f"{len(todo)} source(s) to index, {current} current", err=True)
+    results = run_index(todo, settings, connect(address, num_cpus)) if todo else []
+    failed = len(todo) - len(results)
+    typer.echo(
+        json.dumps(
+            {
+                "indexed": len(results),
+                "current": current,
+                "failed": failed,
+                "frames": sum(r["frames"] for r in results),
+                "fallback_frames": sum(r["fallback"] for r in results),
+            }
+        )
+    )
+    if failed:
+        typer.echo(f"{failed} source(s) failed: see {out}/_sis/failed-*.txt", err=True)
+        raise typer.Exit(1)
