@@ -41,9 +41,7 @@ def plan_preprocess(src: str, out: str, settings: PreprocessSettings, retry_fail
         raise InputError(f"output {out} lies inside the source folder {src}: write the dataset elsewhere")
     names = [n for n in list_tree(src) if PurePosixPath(n).suffix.lower() in VIDEO_SUFFIXES]
     if not names:
-        raise InputError(
-            f"source folder {src} holds no videos ({', '.join(sorted(VIDEO_SUFFIXES))}): check the path"
-        )
+        raise InputError(f"source folder {src} holds no videos ({', '.join(sorted(VIDEO_SUFFIXES))}): check the path")
     markers = read_markers(out)
     plan = PreprocessPlan(todo=[])
     key = settings.key()

@@ -89,8 +89,15 @@ def plan_index(out: str, settings: SisSettings) -> tuple[list[dict[str, Any]], i
         if exists(marker) and json.loads(read_bytes(marker, "SIS marker"))["key"] == key:
             current += 1
         else:
-            todo.append({"out": out, "source_id": sid, "key": key, "segment_id": f"sis-{sid}",
-                         "work": join_uri(out, SIS_MARKERS)})
+            todo.append(
+                {
+                    "out": out,
+                    "source_id": sid,
+                    "key": key,
+                    "segment_id": f"sis-{sid}",
+                    "work": join_uri(out, SIS_MARKERS),
+                }
+            )
     return todo, current
 
 
