@@ -15,8 +15,10 @@ from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForCondi
 from infra.weights_layout import RANDOM_MARKER, UNET_DIRS, UNET_WEIGHT_NAMES, WeightsLayout
 from models.audio_encoder import TINY_WHISPER_CONFIG, WHISPER_TINY_CONFIG
 from models.face_parsing import BiSeNet
+from models.syncnet import SYNCNET_CONFIG, TINY_SYNCNET_CONFIG, SyncNet
 from models.unet import MUSETALK_UNET_CONFIG, TINY_UNET_CONFIG, MuseTalkUNet
 from models.vae import SD_VAE_CONFIG, TINY_VAE_CONFIG
+from models.vgg19 import TINY_VGG19_WIDTHS, VGG19_WIDTHS, VGG19Features
 
 
 def write_random_weights(root: Path, tiny: bool, seed: int = 0, with_v10: bool = False) -> WeightsLayout:
@@ -42,6 +44,15 @@ def write_random_weights(root: Path, tiny: bool, seed: int = 0, with_v10: bool =
         "Real weights: `musedub weights download DIR`.\n"
     )
     return layout
+
+
+def write_random_training_models(layout: WeightsLayout, tiny: bool, seed: int = 0) -> None:
+    """A random VGG19 trunk (in torchvision's key layout) and SyncNet, for training offline."""
+    torch.manual_seed(seed)
+    layout.vgg19.parent.mkdir(parents=True, exist_ok=True)
+    vgg = VGG19Features(TINY_VGG19_WIDTHS if tiny else VGG19_WIDTHS)
+    torch.save(vgg.state_dict(), layout.vgg19)
+    SyncNet(TINY_SYNCNET_CONFIG if tiny else SYNCNET_CONFIG).save_pretrained(layout.syncnet)
 
 
 def write_random_face_parser(layout: WeightsLayout, seed: int = 0) -> Path:

@@ -18,17 +18,20 @@ log = logging.getLogger(__name__)
 WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def connect(address: str | None = None, num_cpus: int | None = None) -> dict[str, float]:
-    """Start or join Ray once per process; returns the cluster's resources (CPU, GPU, ...)."""
+def connect(address: str | None = None, num_cpus: int | None = None, log_to_driver: bool = False) -> dict[str, float]:
+    """Start or join Ray once per process; returns the cluster's resources (CPU, GPU, ...).
+
+    Pipelines print their own progress; training shows its workers' step logs (`log_to_driver`).
+    """
     if not ray.is_initialized():
         target = address or os.environ.get("RAY_ADDRESS")
         if target:
-            ray.init(address=target, log_to_driver=False)
+            ray.init(address=target, log_to_driver=log_to_driver)
         else:
             ray.init(
                 num_cpus=num_cpus,
                 include_dashboard=False,
-                log_to_driver=False,
+                log_to_driver=log_to_driver,
                 runtime_env={"env_vars": WORKER_ENV},
             )
         ctx = ray.data.DataContext.get_current()

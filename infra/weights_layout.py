@@ -55,6 +55,16 @@ class WeightsLayout:
         return self.face_parsing / "79999_iter.pth"
 
     @property
+    def vgg19(self) -> Path:
+        """torchvision's ImageNet VGG19 (perceptual loss; training only)."""
+        return self.root / "vgg19" / "vgg19-dcbb9e9d.pth"
+
+    @property
+    def syncnet(self) -> Path:
+        """Our SyncNet folder, syncnet.pth + syncnet.json (stage-2 sync loss, LSE metrics)."""
+        return self.root / "syncnet"
+
+    @property
     def is_random(self) -> bool:
         return (self.root / RANDOM_MARKER).is_file()
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from infra.model_store import ModelStore
-from infra.random_weights import write_random_face_parser, write_random_weights
+from infra.random_weights import write_random_face_parser, write_random_training_models, write_random_weights
 from infra.weights_download import download_release
 from infra.weights_layout import UnetVersion
 
@@ -40,11 +40,16 @@ def init_random(
     face_parser: Annotated[
         bool, typer.Option("--face-parser", help="Also write a random full-size BiSeNet (blend mask from parsing).")
     ] = False,
+    training: Annotated[
+        bool, typer.Option("--training", help="Also write a random VGG19 and SyncNet (training offline).")
+    ] = False,
 ) -> None:
     """Write RANDOM weights in the published layout, for running the pipeline offline."""
     layout = write_random_weights(directory, tiny=tiny, seed=seed, with_v10=with_v10)
     if face_parser:
         write_random_face_parser(layout, seed=seed)
+    if training:
+        write_random_training_models(layout, tiny=tiny, seed=seed)
     typer.echo(f"random {'tiny' if tiny else 'full-size'} weights written to {directory} (they do not lip-sync)")
 
 

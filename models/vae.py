@@ -71,7 +71,7 @@ class CropAutoencoder(nn.Module):
             raise WeightsMismatchError(f"VAE weights in {folder} do not fit its config.json: {differs}")
         return cls(vae).eval()
 
-    def _to_unit(self, crops: torch.Tensor) -> torch.Tensor:
+    def to_unit(self, crops: torch.Tensor) -> torch.Tensor:
         """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1]."""
         if crops.dtype != torch.uint8 or crops.ndim != 4 or crops.shape[-1] != 3:
             raise ValueError(f"crops must be uint8 (B, H, W, 3), got {crops.dtype} {tuple(crops.shape)}")
@@ -85,13 +85,17 @@ class CropAutoencoder(nn.Module):
 
     def unet_input(self, targets: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         """uint8 crops (B, 256, 256, 3) x2 -> (B, 8, 32, 32): latent(masked target) ‖ latent(reference)."""
-        masked = mask_lower_half(self._to_unit(targets))
-        both = self.encode(torch.cat([masked, self._to_unit(references)]))  # (2B, 4, 32, 32)
+        masked = mask_lower_half(self.to_unit(targets))
+        both = self.encode(torch.cat([masked, self.to_unit(references)]))  # (2B, 4, 32, 32)
         masked_latents, reference_latents = both.chunk(2)
         return torch.cat([masked_latents, reference_latents], dim=1)
 
+    def decode_unit(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents (B, 4, 32, 32) -> float (B, 3, 256, 256) in ~[-1, 1], differentiable (training)."""
+        return self.vae.decode(latents / self.scaling).sample
+
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents (B, 4, 32, 32) -> uint8 RGB crops (B, 256, 256, 3)."""
-        images = self.vae.decode(latents / self.scaling).sample  # (B, 3, 256, 256) in ~[-1, 1]
+        images = self.decode_unit(latents)  # (B, 3, 256, 256) in ~[-1, 1]
         images = ((images / 2 + 0.5).clamp(0, 1) * 255).round()
         return images.to(torch.uint8).permute(0, 2, 3, 1)

@@ -42,9 +42,12 @@ def marker_uri(out: str, sid: str) -> str:
     return join_uri(out, MARKERS, f"{sid}.json")
 
 
+ROW_GROUP = 256  # rows per row group: training reads one clip's frames without the whole shard
+
+
 def write_table(uri: str, table: pa.Table) -> None:
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
+    pq.write_table(table, buffer, compression="zstd", row_group_size=ROW_GROUP)
     write_bytes_atomic(uri, buffer.getvalue(), "dataset shard")
 
 

@@ -51,9 +51,9 @@ def test_unet_input_is_masked_then_reference_and_deterministic(tiny_weights: Wei
     with torch.inference_mode():
         first = vae.unet_input(targets, references)
         again = vae.unet_input(targets, references)
-        unit = vae._to_unit(targets)
+        unit = vae.to_unit(targets)
         masked_alone = vae.encode(mask_lower_half(unit))
-        reference_alone = vae.encode(vae._to_unit(references))
+        reference_alone = vae.encode(vae.to_unit(references))
     assert first.shape == (2, 8, 32, 32)
     assert torch.equal(first, again)  # posterior mean, never a sample
     assert torch.allclose(first[:, :4], masked_alone, atol=1e-5)

@@ -1,0 +1,58 @@
+"""`musedub train CONFIG` (MuseTalk stage 1 or 2) and `musedub train-syncnet CONFIG`, on Ray Train."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from infra.errors import ConfigError
+from infra.model_store import ModelStore
+from infra.ray_cluster import connect
+from jobs.job_flags import Address, NumCpus
+from pipeline.syncnet_train import SyncNetTrainConfig, syncnet_worker
+from pipeline.train_config import TrainConfig, load_config
+from pipeline.train_loop import train_worker
+from pipeline.train_run import clips_dataset, fit
+
+log = logging.getLogger(__name__)
+ConfigPath = Annotated[str, typer.Argument(metavar="CONFIG", help="YAML or JSON config (path or URI).")]
+
+
+def check_training_weights(config: TrainConfig) -> None:
+    """Fail before the cluster starts when a model the run needs is missing from the weights folder."""
+    layout = ModelStore(config.weights).layout
+    if not layout.vgg19.is_file():
+        raise ConfigError(
+            f"{layout.vgg19} is missing: put torchvision's vgg19-dcbb9e9d.pth there (`musedub weights download` "
+            "fetches it) or `musedub weights init-random --training` offline"
+        )
+    if config.stage == 2 and config.sync > 0 and not (layout.syncnet / "syncnet.json").is_file():
+        raise ConfigError(
+            f"stage 2's sync loss needs a SyncNet in {layout.syncnet}: train one with `musedub train-syncnet` "
+            "and copy its checkpoint's syncnet/ folder there"
+        )
+
+
+def train(config_uri: ConfigPath, address: Address = None, num_cpus: NumCpus = None) -> None:
+    """Train MuseTalk's UNet (stage 1: L1 + VGG; stage 2: + GANs, feature matching, sync) with DDP."""
+    config = load_config(config_uri, TrainConfig)
+    log.info("train config: %s", config.model_dump_json())
+    check_training_weights(config)
+    connect(address, num_cpus, log_to_driver=True)
+    clips = clips_dataset(config.dataset, config.min_face, config.frames_per_sample, needs_sis=True)
+    result = fit(train_worker, config.model_dump(), config, clips)
+    typer.echo(f"checkpoint: {result.checkpoint.path} (musetalkV15/unet.pth + musetalk.json)")
+    typer.echo(f"metrics: {result.metrics}")
+
+
+def train_syncnet(config_uri: ConfigPath, address: Address = None, num_cpus: NumCpus = None) -> None:
+    """Train the SyncNet the stage-2 sync loss and LSE metrics use, on the same shards."""
+    config = load_config(config_uri, SyncNetTrainConfig)
+    log.info("syncnet config: %s", config.model_dump_json())
+    connect(address, num_cpus, log_to_driver=True)
+    clips = clips_dataset(config.dataset, config.min_face, config.frames_per_sample, needs_sis=False)
+    result = fit(syncnet_worker, config.model_dump(), config, clips)
+    typer.echo(f"checkpoint: {result.checkpoint.path} (syncnet/syncnet.pth + syncnet.json)")
+    typer.echo(f"metrics: {result.metrics}")
