@@ -10,6 +10,7 @@ import typer
 
 from infra.model_store import ModelStore
 from infra.random_weights import write_random_face_parser, write_random_training_models, write_random_weights
+from infra.weights_compose import compose_weights
 from infra.weights_download import download_release
 from infra.weights_layout import UnetVersion
 
@@ -67,3 +68,14 @@ def check(
         count = sum(p.numel() for p in module.parameters())
         typer.echo(f"{name}: {count / 1e6:.2f} M parameters")
     typer.echo(f"{weights}: all models load{' (RANDOM weights)' if store.layout.is_random else ''}")
+
+
+@app.command()
+def compose(
+    base: Annotated[str, typer.Argument(help="Weights folder or URI to start from (VAE, whisper, face models).")],
+    checkpoint: Annotated[str, typer.Argument(help="A training checkpoint folder or URI (musetalkV15/, syncnet/).")],
+    directory: Annotated[Path, typer.Argument(help="New local weights folder to write.")],
+) -> None:
+    """A weights folder for `musedub dub --weights`: BASE with the checkpoint's UNet (and SyncNet)."""
+    replaced = compose_weights(base, checkpoint, directory)
+    typer.echo(f"weights ready in {directory} ({', '.join(replaced)} from {checkpoint})")
