@@ -52,6 +52,8 @@ URL_FILES: tuple[UrlFile, ...] = (
         "face-alignment/2DFAN4-11f355bf06.pth.tar",
     ),
     UrlFile("https://download.pytorch.org/models/resnet18-5c106cde.pth", "face-parse-bisent/resnet18-5c106cde.pth"),
+    # torchvision's ImageNet VGG19 (548 MB): the perceptual loss of training only
+    UrlFile("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "vgg19/vgg19-dcbb9e9d.pth"),
 )
 # Published on Google Drive by the face-parsing.PyTorch author; no stable direct URL exists.
 MANUAL_FILES: dict[str, str] = {

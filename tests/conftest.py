@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from infra.random_weights import write_random_face_parser, write_random_weights
+from infra.random_weights import write_random_face_parser, write_random_training_models, write_random_weights
 from infra.sample_media import write_audio
 from infra.weights_layout import WeightsLayout
 from models.audio_encoder import WhisperAudioEncoder
@@ -28,6 +28,15 @@ DATA = Path(__file__).parent / "data"
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> WeightsLayout:
     return write_random_weights(tmp_path_factory.mktemp("weights") / "tiny", tiny=True, seed=0, with_v10=True)
+
+
+@pytest.fixture(scope="session")
+def training_weights(tiny_weights: WeightsLayout, tmp_path_factory: pytest.TempPathFactory) -> WeightsLayout:
+    """The tiny weights plus a random tiny VGG19 and SyncNet, as training reads them."""
+    layout = WeightsLayout(tmp_path_factory.mktemp("weights") / "training")
+    shutil.copytree(tiny_weights.root, layout.root)
+    write_random_training_models(layout, tiny=True)
+    return layout
 
 
 @pytest.fixture(scope="session")
