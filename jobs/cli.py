@@ -8,7 +8,7 @@ import sys
 import typer
 
 from infra.errors import MusedubError
-from jobs import batch_cmd, catalog_cmd, dub_cmd, features_cmd, preprocess_cmd, train_cmd, weights_cmd
+from jobs import batch_cmd, catalog_cmd, dub_cmd, eval_cmd, features_cmd, preprocess_cmd, train_cmd, weights_cmd
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -25,6 +25,7 @@ app.command()(preprocess_cmd.preprocess)
 app.command()(preprocess_cmd.index)
 app.command()(train_cmd.train)
 app.command("train-syncnet")(train_cmd.train_syncnet)
+app.command("eval")(eval_cmd.evaluate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,42 @@
+"""`musedub eval` on a real dub of the astronaut clip: FID, CSIM and LSE come out, a missing output
+fails on its own, and the report is valid JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from infra.weights_layout import WeightsLayout
+from jobs.cli import main
+
+DATA = Path(__file__).parent.parent / "data"
+
+
+def test_eval_scores_a_dub_and_isolates_a_bad_job(
+    ray_cluster: str, training_weights: WeightsLayout, short_speech: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    video, dubbed = DATA / "astronaut_25fps.mp4", tmp_path / "dub.mp4"
+    common = ["--weights", str(training_weights.root), "--landmarks", "dlib"]
+    assert main(["dub", "--video", str(video), "--audio", str(short_speech), "--output", str(dubbed), *common]) == 0
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(
+        "\n".join(
+            json.dumps({"job_id": job, "video": str(video), "audio": str(short_speech), "output": str(out)})
+            for job, out in (("dub", dubbed), ("missing", tmp_path / "never-written.mp4"))
+        )
+    )
+    capsys.readouterr()
+    report = tmp_path / "eval.json"
+    assert main(["eval", str(manifest), *common, "--address", ray_cluster, "--report", str(report)]) == 0
+    summary = json.loads(report.read_text())
+    assert summary == json.loads(capsys.readouterr().out)
+    assert (summary["jobs"], summary["evaluated"]) == (2, 1)
+    assert summary["faces"] == {"real": 75, "fake": 55}
+    assert summary["fid"] >= 0 and math.isfinite(summary["fid"])
+    assert 0.8 < summary["csim"] <= 1.0  # the same person: only the mouth was regenerated
+    assert summary["lse_d"] >= 0 and summary["lse_c"] >= 0
+    missing = next(j for j in summary["per_job"] if j["job_id"] == "missing")
+    assert "never-written.mp4" in missing["error"] and missing["csim"] is None
