@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import ray.train
 import ray.train.torch
 import torch
@@ -63,12 +62,14 @@ def build_models(config: TrainConfig, device: torch.device) -> TrainModels:
     return models
 
 
-def save_checkpoint(folder: Path, step: int, trainer: TrainStep, config: TrainConfig) -> None:
+def save_checkpoint(folder: Path, step: int, trainer: TrainStep, config: TrainConfig, starts: list[int]) -> None:
+    """`starts`: the step each (re)start of the run began at, so a resume is visible afterwards."""
     unet = unwrap(trainer.models.unet)
     assert isinstance(unet, MuseTalkUNet)
     unet.save_pretrained(folder / UNET_DIRS["v1.5"] / "musetalk.json", folder / UNET_DIRS["v1.5"] / "unet.pth")
     state: dict[str, Any] = {
         "step": step,
+        "starts": starts,
         "config": config.model_dump_json(),
         "generator_opt": trainer.generator_opt.state_dict(),
     }
@@ -127,6 +128,7 @@ def train_worker(config_values: dict[str, Any]) -> None:
             state = restore(Path(folder), models)
         step = int(state["step"])
         log.info("resuming %s at step %d", config.run_name, step)
+    starts = [*state.get("starts", []), step] if state is not None else [0]
     models.unet = ray.train.torch.prepare_model(models.unet)
     for name in ("face_d", "mouth_d"):
         if getattr(models, name) is not None:
@@ -147,21 +149,16 @@ def train_worker(config_values: dict[str, Any]) -> None:
         if rank == 0 and (step % config.log_every == 0 or step == 1):
             log.info("step %d: %s", step, json.dumps({k: round(v, 5) for k, v in metrics.items()}))
         if step % config.checkpoint_every == 0 or step == config.steps:
-            report_checkpoint(metrics, step, trainer, config, rank)
+            report_checkpoint(metrics, step, trainer, config, rank, starts)
 
 
-def report_checkpoint(metrics: dict[str, float], step: int, trainer: TrainStep, config: TrainConfig, rank: int) -> None:
+def report_checkpoint(
+    metrics: dict[str, float], step: int, trainer: TrainStep, config: TrainConfig, rank: int, starts: list[int]
+) -> None:
     """Every worker reports; rank 0 attaches the checkpoint (DDP keeps the others identical)."""
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = None
         if rank == 0:
-            save_checkpoint(Path(folder), step, trainer, config)
+            save_checkpoint(Path(folder), step, trainer, config, starts)
             checkpoint = ray.train.Checkpoint.from_directory(folder)
         ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"step-{step:08d}")
-
-
-def fixed_batch(config: TrainConfig, row: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
-    """One batch from one clip row (tests and overfitting checks)."""
-    margins = (config.margin_mean, config.margin_std, config.margin_max)
-    sampler = ClipSampler(config.dataset, config.frames_per_sample, margins, seed)
-    return collate([sampler.sample(row) for _ in range(config.batch_size)])

@@ -7,6 +7,7 @@ from typing import Any
 
 import ray.data
 import ray.train
+from ray.data.expressions import col
 from ray.train.torch import TorchTrainer
 
 from infra.errors import ConfigError, InputError
@@ -46,7 +47,7 @@ def clips_dataset(dataset: str, min_face: int, frames: int, needs_sis: bool) -> 
                 f"dataset {dataset} has {len(missing)} source(s) without SIS index: run `musedub index {dataset}`"
             )
     clips = ray.data.read_parquet(join_uri(dataset, "clips"), columns=CLIP_COLUMNS, partitioning=None)
-    usable = clips.filter(lambda row: row["face_min_px"] >= min_face and row["frames"] >= frames)
+    usable = clips.filter(expr=(col("face_min_px") >= min_face) & (col("frames") >= frames))
     if usable.count() == 0:
         raise InputError(
             f"dataset {dataset} has no clip of at least {frames} frames with faces of {min_face} px or more: "

@@ -8,14 +8,18 @@ clip with real speech, one with a shot of no face, and two sources that must fai
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
 import boto3
 import numpy as np
+import psutil
 import pyarrow.parquet as pq
 import pytest
 import s3fs
+import torch
 import yaml
 from media_checks import decoded
 
@@ -109,11 +113,21 @@ def test_preprocess_index_train_and_dub(
     }
     stage1 = tmp_path / "stage1.yaml"
     stage1.write_text(yaml.safe_dump({**common, "stage": 1, "run_name": "s1"}))
-    assert main(["train", str(stage1), "--address", ray_cluster]) == 0
-    out = capsys.readouterr().out
-    assert "step-00000020" in out
+    with ThreadPoolExecutor(1) as pool:  # kill a DDP worker once the step-10 checkpoint is there
+        run = pool.submit(main, ["train", str(stage1), "--address", ray_cluster])
+        deadline = time.monotonic() + 400
+        while not (runs / "s1" / "step-00000010" / "train_state.pt").is_file():
+            assert not run.done() and time.monotonic() < deadline, "stage 1 never wrote its step-10 checkpoint"
+            time.sleep(0.5)
+        workers = [p for p in psutil.process_iter(["cmdline"]) if "RayTrainWorker" in " ".join(p.info["cmdline"] or [])]
+        assert workers, "no Ray Train worker to kill"
+        workers[0].kill()
+        assert run.result(timeout=600) == 0
+    assert "step-00000020" in capsys.readouterr().out
     checkpoint1 = runs / "s1" / "step-00000020"
     assert (checkpoint1 / "musetalkV15" / "unet.pth").is_file()
+    state = torch.load(checkpoint1 / "train_state.pt", weights_only=True)
+    assert state["step"] == 20 and state["starts"] == [0, 10]  # restarted from the step-10 checkpoint
 
     stage2 = tmp_path / "stage2.yaml"
     stage2.write_text(
