@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from infra.errors import MusedubError
 from infra.model_store import ModelStore
+from infra.storage import commit_file
 from models.audio_encoder import WINDOW_SAMPLES
 from models.landmarks import LandmarkDetector, load_landmark_detector
 from pipeline.audio_decode import decode_audio_16k_mono
@@ -54,6 +59,11 @@ class Boxes:
     status: np.ndarray  # (N,) uint8 FaceStatus
     box: np.ndarray  # (N, 4) int32
     crop_bottom: np.ndarray  # (N,) int32
+
+    def region(self, i: int) -> Box:
+        """What frame i's stored crop covers: its box down to the largest dynamic margin."""
+        x1, y1, x2, _ = (int(v) for v in self.box[i])
+        return Box(x1, y1, x2, int(self.crop_bottom[i]))
 
 
 def face_boxes(track: FaceTrack, info: VideoInfo, settings: PreprocessSettings) -> Boxes:
@@ -120,71 +130,90 @@ class PreprocessSourceStage:
         spans, dropped = cut_clips(
             boxes.status, track.shot, self.settings.max_clip_frames, self.settings.min_clip_frames
         )
-        crops = self._crops(info, ticks, spans, boxes) if self.settings.crops else None
-        clips = self._clip_table(row, info, spans, track, boxes, samples, crops)
-        keep = ("clips", "frames") if crops is not None else ("clips",)
-        remove_source_tables(row["out"], row["source_id"], keep=keep)
-        write_table(table_uri(row["out"], "clips", row["source_id"]), clips)
-        if crops is not None:
-            write_table(table_uri(row["out"], "frames", row["source_id"]), self._frame_table(row, spans, crops))
+        tables = ("clips", "frames") if self.settings.crops else ("clips",)
+        with tempfile.TemporaryDirectory(prefix="musedub-preprocess-") as tmp:
+            files = {name: Path(tmp) / f"{name}.parquet" for name in tables}
+            self._write_shards(row, info, ticks, spans, track, boxes, samples, files)
+            remove_source_tables(row["out"], row["source_id"], keep=tables)
+            for name, path in files.items():
+                commit_file(path, table_uri(row["out"], name, row["source_id"]), "dataset shard")
         kept = sum(len(s) for s in spans)
         return _summary(row, self.settings, "ok", clips=len(spans), frames=len(ticks), kept=kept, dropped=dropped)
 
-    def _crops(self, info: VideoInfo, ticks: np.ndarray, spans: list[ClipSpan], boxes: Boxes) -> list[np.ndarray]:
-        """Per clip, its (n, 256, 256, 3) crops down to the largest dynamic margin, decoded in one pass."""
-        wanted = np.concatenate([np.arange(s.start, s.stop) for s in spans]) if spans else np.zeros(0, np.int64)
-        out = []
-        with FrameReader(info, "source video") as reader:
-            frames = reader.frames(ticks[wanted])
-            for span in spans:
-                stack = []
-                for i in range(span.start, span.stop):
-                    x1, y1, x2, _ = boxes.box[i]
-                    region = Box(int(x1), int(y1), int(x2), int(boxes.crop_bottom[i]))
-                    stack.append(crop_face(next(frames), region))
-                out.append(np.stack(stack))
-        return out
-
-    def _clip_table(
+    def _write_shards(
         self,
         row: Row,
         info: VideoInfo,
+        ticks: np.ndarray,
         spans: list[ClipSpan],
         track: FaceTrack,
         boxes: Boxes,
         samples: np.ndarray,
-        crops: list[np.ndarray] | None,
-    ) -> pa.Table:
-        columns: dict[str, list] = {name: [] for name in CLIP_COLUMNS}
-        for index, span in enumerate(spans):
-            marks = track.landmarks[span.start : span.stop]  # (n, 68, 2)
-            box = boxes.box[span.start : span.stop]  # (n, 4)
-            audio = samples[span.start * SAMPLES_PER_FRAME : span.stop * SAMPLES_PER_FRAME]
-            whisper, shape = self._whisper(samples, span)
-            quality = clip_quality(marks, box, audio, crops[index] if crops is not None else None)
-            values: dict[str, Any] = {
-                "source_id": row["source_id"],
-                "source": row["source"],
-                "clip_id": f"{row['source_id']}-{index:04d}",
-                "start": span.start,
-                "stop": span.stop,
-                "frames": len(span),
-                "shot": span.shot,
-                "width": info.width,
-                "height": info.height,
-                "landmarks": flat(marks, np.float32),
-                "boxes": flat(box, np.int32),
-                "crop_bottom": flat(boxes.crop_bottom[span.start : span.stop], np.int32),
-                "audio": flat(audio, np.float32),
-                "whisper": whisper,
-                "whisper_shape": list(shape),
-                "stage2_ok": quality.face_min_px >= self.settings.stage2_min_face,
-                "flags": quality.flags(self.settings.stage2_min_face),
-                **{k: getattr(quality, k) for k in QUALITY_COLUMNS},
-            }
-            for name in CLIP_COLUMNS:
-                columns[name].append(values[name])
-        return pa.table(columns, schema=CLIP_SCHEMA)
+        files: dict[str, Path],
+    ) -> None:
+        """Clip by clip into local Parquet files: one clip's crops are the most ever held (bounded memory)."""
+        wanted = np.concatenate([np.arange(s.start, s.stop) for s in spans]) if spans else np.zeros(0, np.int64)
+        with ExitStack() as stack:
+            clip_writer = stack.enter_context(pq.ParquetWriter(files["clips"], CLIP_SCHEMA, compression="zstd"))
+            frame_writer, frames = None, None
+            if "frames" in files:
+                frame_writer = stack.enter_context(pq.ParquetWriter(files["frames"], FRAME_SCHEMA, compression="zstd"))
+                frames = stack.enter_context(FrameReader(info, "source video")).frames(ticks[wanted])
+            for index, span in enumerate(spans):
+                clip_id = f"{row['source_id']}-{index:04d}"
+                crops = None
+                if frames is not None and frame_writer is not None:
+                    crops = np.stack([crop_face(next(frames), boxes.region(i)) for i in range(span.start, span.stop)])
+                    frame_writer.write_table(self._frame_rows(clip_id, span, crops))
+                values = self._clip_values(row, clip_id, info, span, track, boxes, samples, crops)
+                clip_writer.write_table(pa.table({k: [values[k]] for k in CLIP_COLUMNS}, schema=CLIP_SCHEMA))
+
+    def _clip_values(
+        self,
+        row: Row,
+        clip_id: str,
+        info: VideoInfo,
+        span: ClipSpan,
+        track: FaceTrack,
+        boxes: Boxes,
+        samples: np.ndarray,
+        crops: np.ndarray | None,
+    ) -> dict[str, Any]:
+        marks = track.landmarks[span.start : span.stop]  # (n, 68, 2)
+        box = boxes.box[span.start : span.stop]  # (n, 4)
+        audio = samples[span.start * SAMPLES_PER_FRAME : span.stop * SAMPLES_PER_FRAME]
+        whisper, shape = self._whisper(samples, span)
+        quality = clip_quality(marks, box, audio, crops)
+        return {
+            "source_id": row["source_id"],
+            "source": row["source"],
+            "clip_id": clip_id,
+            "start": span.start,
+            "stop": span.stop,
+            "frames": len(span),
+            "shot": span.shot,
+            "width": info.width,
+            "height": info.height,
+            "landmarks": flat(marks, np.float32),
+            "boxes": flat(box, np.int32),
+            "crop_bottom": flat(boxes.crop_bottom[span.start : span.stop], np.int32),
+            "audio": flat(audio, np.float32),
+            "whisper": whisper,
+            "whisper_shape": list(shape),
+            "stage2_ok": quality.face_min_px >= self.settings.stage2_min_face,
+            "flags": quality.flags(self.settings.stage2_min_face),
+            **{k: getattr(quality, k) for k in QUALITY_COLUMNS},
+        }
+
+    def _frame_rows(self, clip_id: str, span: ClipSpan, crops: np.ndarray) -> pa.Table:
+        quality = [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality]
+        jpegs = []
+        for crop in crops:
+            ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), quality)
+            assert ok, "JPEG encoding of a 256x256 crop cannot fail"
+            jpegs.append(data.tobytes())
+        frames = list(range(span.start, span.stop))
+        return pa.table({"clip_id": [clip_id] * len(span), "frame": frames, "crop": jpegs}, schema=FRAME_SCHEMA)
 
     def _whisper(self, samples: np.ndarray, span: ClipSpan) -> tuple[bytes | None, tuple[int, ...]]:
         """float16 whisper states (2n + 8, L+1, D) of the clip's frames as raw bytes, and their shape."""
@@ -198,20 +227,6 @@ class PreprocessSourceStage:
             span.stop,
         )
         return states.numpy().astype(np.float16).tobytes(), tuple(states.shape)
-
-    def _frame_table(self, row: Row, spans: list[ClipSpan], crops: list[np.ndarray]) -> pa.Table:
-        clip_ids, frames, jpegs = [], [], []
-        quality = [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality]
-        for index, (span, stack) in enumerate(zip(spans, crops, strict=True)):
-            for offset, crop in enumerate(stack):
-                ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), quality)
-                assert ok, "JPEG encoding of a 256x256 crop cannot fail"
-                clip_ids.append(f"{row['source_id']}-{index:04d}")
-                frames.append(span.start + offset)
-                jpegs.append(data.tobytes())
-        return pa.table(
-            {"clip_id": clip_ids, "frame": pa.array(frames, pa.int32()), "crop": pa.array(jpegs, pa.binary())}
-        )
 
 
 QUALITY_COLUMNS = ("face_min_px", "face_median_px", "jitter", "mouth_motion", "speech_fraction", "sharpness")
@@ -238,6 +253,7 @@ CLIP_SCHEMA = pa.schema(
     ]
 )
 CLIP_COLUMNS = tuple(CLIP_SCHEMA.names)
+FRAME_SCHEMA = pa.schema([("clip_id", pa.string()), ("frame", pa.int32()), ("crop", pa.binary())])  # crop: JPEG
 
 
 def _summary(row: Row, settings: PreprocessSettings, status: str, **counts: Any) -> dict[str, Any]:
