@@ -144,3 +144,49 @@ def test_catalog_bad_input_is_refused_before_anything_runs(tmp_path: Path, capsy
     assert main(["catalog", "plan", str(bad), "--output-prefix", "ftp://host/out"]) == 2
     assert "unsupported scheme 'ftp'" in capsys.readouterr().err
     assert not out.exists()  # nothing written, no lease taken
+
+
+def test_training_commands_refuse_bad_input_in_one_line(
+    tmp_path: Path, training_weights: WeightsLayout, tiny_weights: WeightsLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before any cluster starts: a folder without videos, a non-dataset, a bad config, missing VGG19."""
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (
+            [
+                "preprocess",
+                str(tmp_path / "empty"),
+                str(tmp_path / "out"),
+                "--landmarks",
+                "dlib",
+                "--weights",
+                str(training_weights.root),
+            ],
+            "holds no videos",
+        ),
+        (
+            [
+                "preprocess",
+                str(tmp_path),
+                str(tmp_path / "inside"),
+                "--landmarks",
+                "dlib",
+                "--weights",
+                str(training_weights.root),
+            ],
+            "inside the source folder",
+        ),
+        (["index", str(tmp_path / "empty")], "musedub preprocess"),
+        (["eval", str(tmp_path / "none.jsonl"), "--weights", str(training_weights.root)], "none.jsonl"),
+    ]
+    config = tmp_path / "train.yaml"
+    config.write_text(f"stage: 1\ndataset: {tmp_path / 'empty'}\noutput: {tmp_path / 'runs'}\nlr: -1\n")
+    cases.append((["train", str(config)], "lr"))
+    config2 = tmp_path / "train2.yaml"
+    config2.write_text(f"stage: 1\ndataset: {tmp_path / 'empty'}\noutput: o\nweights: {tiny_weights.root}\n")
+    cases.append((["train", str(config2)], "vgg19-dcbb9e9d.pth"))
+    for argv, expected in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("musedub: error: ") and expected in err, (argv, err)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
