@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 
+from infra.errors import ConfigError
 from infra.storage import filesystem
 from models.vae import CROP_SIZE
 from pipeline.audio_prompts import gather_prompts
@@ -99,6 +100,11 @@ class ClipSampler:
             if self.references
             else {"frame": [], "candidates": []}
         )
+        if row["whisper"] is None or not crops["frame"]:
+            raise ConfigError(
+                f"clip {row['clip_id']} of {self.dataset} lacks stored crops or whisper features: "
+                "preprocess again with --crops --features (the defaults)"
+            )
         by_frame = dict(zip(crops["frame"], crops["crop"], strict=True))
         candidates = dict(zip(sis["frame"], sis["candidates"], strict=True))
         start = int(row["start"])

@@ -34,6 +34,15 @@ def tree(fs: s3fs.S3FileSystem, root: str) -> dict[str, str]:
     return {p: f"{i['ETag']}@{i['LastModified']}" for p, i in fs.find(root, detail=True).items()}
 
 
+def registered(run: Path, checkpoint: str) -> bool:
+    """Ray Train lists a checkpoint in its snapshot once the controller has taken the report."""
+    try:
+        snapshot = json.loads((run / "checkpoint_manager_snapshot.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):  # not there yet, or being rewritten
+        return False
+    return any(r["checkpoint_dir_name"] == checkpoint for r in snapshot["checkpoint_results"])
+
+
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory, speech: np.ndarray) -> Path:
     folder = tmp_path_factory.mktemp("sources")
@@ -113,10 +122,10 @@ def test_preprocess_index_train_and_dub(
     }
     stage1 = tmp_path / "stage1.yaml"
     stage1.write_text(yaml.safe_dump({**common, "stage": 1, "run_name": "s1"}))
-    with ThreadPoolExecutor(1) as pool:  # kill a DDP worker once the step-10 checkpoint is there
+    with ThreadPoolExecutor(1) as pool:  # kill a DDP worker once Ray Train has registered step 10
         run = pool.submit(main, ["train", str(stage1), "--address", ray_cluster])
         deadline = time.monotonic() + 400
-        while not (runs / "s1" / "step-00000010" / "train_state.pt").is_file():
+        while not registered(runs / "s1", "step-00000010"):
             assert not run.done() and time.monotonic() < deadline, "stage 1 never wrote its step-10 checkpoint"
             time.sleep(0.5)
         workers = [p for p in psutil.process_iter(["cmdline"]) if "RayTrainWorker" in " ".join(p.info["cmdline"] or [])]
