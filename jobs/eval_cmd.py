@@ -62,6 +62,14 @@ def evaluate(
     if report:
         validate_uri(report, "report")
     jobs = load_manifest(manifest)
+    log.info(
+        "eval: %d job(s) of %s, weights=%s landmarks=%s max_frames=%d",
+        len(jobs),
+        manifest,
+        weights,
+        landmarks,
+        max_frames,
+    )
     rows = [{"job_id": j.job_id, "video": j.video, "output": j.output} for j in jobs]
     resources = connect(address, num_cpus)
     stage = partial(EvalStage, weights, landmarks, max_frames)

@@ -10,6 +10,7 @@ only the discriminator loss touches discriminator gradients.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -148,7 +149,9 @@ class TrainStep:
             total = total + discriminator_loss(wrapped[name], real_view, fake_view)
         return total
 
-    def _views(self, fake: torch.Tensor, real: torch.Tensor, mouths: torch.Tensor):
+    def _views(
+        self, fake: torch.Tensor, real: torch.Tensor, mouths: torch.Tensor
+    ) -> Iterator[tuple[str, float, nn.Module, torch.Tensor, torch.Tensor]]:
         """(name, weight, unwrapped discriminator, fake view, real view) per discriminator."""
         config, models = self.config, self.models
         if models.face_d is not None:

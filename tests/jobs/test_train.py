@@ -1,5 +1,6 @@
 """Training data to a dubbing checkpoint on a 2-CPU local Ray cluster: preprocess -> index ->
-20 steps of stage 1 -> 20 of stage 2 (2 DDP workers) -> `weights compose` -> `musedub dub`.
+train-syncnet -> 20 steps of stage 1 (2 DDP workers, one killed) -> 20 of stage 2 with that
+SyncNet -> `weights compose` -> `musedub dub`.
 
 The dataset lives on a real S3 endpoint (moto on loopback); the sources are the astronaut
 clip with real speech, one with a shot of no face, and two sources that must fail on their own.
@@ -8,6 +9,7 @@ clip with real speech, one with a shot of no face, and two sources that must fai
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
@@ -26,6 +28,7 @@ from media_checks import decoded
 from infra.sample_media import write_clip
 from infra.weights_layout import WeightsLayout
 from jobs.cli import main
+from models.syncnet import SyncNet
 
 
 def tree(fs: s3fs.S3FileSystem, root: str) -> dict[str, str]:
@@ -71,7 +74,8 @@ def test_preprocess_index_train_and_dub(
     tmp_path: Path,
     capsys: pytest.CaptureFixture,
 ) -> None:
-    weights = training_weights.root
+    weights = tmp_path / "weights"  # its syncnet/ is replaced by the one trained below
+    shutil.copytree(training_weights.root, weights)
     dataset = f"s3://{s3_bucket}/dataset"
     flags = ["--weights", str(weights), "--landmarks", "dlib", "--address", ray_cluster]
 
@@ -106,6 +110,28 @@ def test_preprocess_index_train_and_dub(
     assert sis.num_rows == 42 + 50 + 60
 
     runs = tmp_path / "runs"
+    syncnet_config = tmp_path / "syncnet.yaml"
+    syncnet_config.write_text(
+        yaml.safe_dump(
+            {
+                "dataset": dataset,
+                "output": str(runs),
+                "run_name": "sync",
+                "size": "tiny",
+                "steps": 4,
+                "batch_size": 2,
+                "checkpoint_every": 4,
+                "cpus_per_worker": 0.5,
+                "samples_per_clip": 2,
+            }
+        )
+    )
+    assert main(["train-syncnet", str(syncnet_config), "--address", ray_cluster]) == 0
+    assert "loss" in capsys.readouterr().out
+    trained_syncnet = runs / "sync" / "step-00000004" / "syncnet"
+    SyncNet.from_pretrained(trained_syncnet)  # loads strictly
+    shutil.rmtree(weights / "syncnet")
+    shutil.copytree(trained_syncnet, weights / "syncnet")  # stage 2's sync loss uses it
     common = {
         "dataset": dataset,
         "output": str(runs),
