@@ -9,7 +9,6 @@ the layout stage 2 reads from the weights folder.
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +22,7 @@ from torch.nn import functional as F
 from models.syncnet import SYNC_FRAMES, SYNCNET_CONFIG, TINY_SYNCNET_CONFIG, SyncNet
 from pipeline.log_mel import mel_window
 from pipeline.train_data import ClipSampler
-from pipeline.train_loop import clip_stream
+from pipeline.train_loop import clip_stream, report_checkpoint
 from pipeline.train_step import unwrap
 
 log = logging.getLogger(__name__)
@@ -104,13 +103,12 @@ def syncnet_worker(config_values: dict[str, Any]) -> None:
         if rank == 0 and (step % config.log_every == 0 or step == 1):
             log.info("syncnet step %d: loss %.5f", step, metrics["loss"])
         if step % config.checkpoint_every == 0 or step == config.steps:
-            with tempfile.TemporaryDirectory() as folder:
-                checkpoint = None
-                if rank == 0:
-                    unwrap(model).save_pretrained(Path(folder) / "syncnet")
-                    torch.save({"step": step, "optimizer": optimizer.state_dict()}, Path(folder) / "train_state.pt")
-                    checkpoint = ray.train.Checkpoint.from_directory(folder)
-                ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"step-{step:08d}")
+
+            def save(folder: Path, step: int = step) -> None:
+                unwrap(model).save_pretrained(folder / "syncnet")
+                torch.save({"step": step, "optimizer": optimizer.state_dict()}, folder / "train_state.pt")
+
+            report_checkpoint(metrics, step, rank, save)
 
 
 class _PairSampler:

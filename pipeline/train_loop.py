@@ -12,7 +12,8 @@ import itertools
 import json
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -149,16 +150,16 @@ def train_worker(config_values: dict[str, Any]) -> None:
         if rank == 0 and (step % config.log_every == 0 or step == 1):
             log.info("step %d: %s", step, json.dumps({k: round(v, 5) for k, v in metrics.items()}))
         if step % config.checkpoint_every == 0 or step == config.steps:
-            report_checkpoint(metrics, step, trainer, config, rank, starts)
+            save = partial(save_checkpoint, step=step, trainer=trainer, config=config, starts=starts)
+            report_checkpoint(metrics, step, rank, save)
 
 
-def report_checkpoint(
-    metrics: dict[str, float], step: int, trainer: TrainStep, config: TrainConfig, rank: int, starts: list[int]
-) -> None:
-    """Every worker reports; rank 0 attaches the checkpoint (DDP keeps the others identical)."""
+def report_checkpoint(metrics: dict[str, float], step: int, rank: int, save: Callable[[Path], None]) -> None:
+    """Every worker reports; rank 0 attaches the checkpoint `save(folder)` writes (DDP keeps the
+    other ranks' models identical)."""
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = None
         if rank == 0:
-            save_checkpoint(Path(folder), step, trainer, config, starts)
+            save(Path(folder))
             checkpoint = ray.train.Checkpoint.from_directory(folder)
         ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"step-{step:08d}")
