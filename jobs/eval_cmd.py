@@ -9,7 +9,6 @@ from functools import partial
 from typing import Annotated, Any
 
 import numpy as np
-import ray
 import typer
 
 from infra.model_store import DEFAULT_WEIGHTS
@@ -19,7 +18,7 @@ from jobs.job_flags import Address, Landmarks, NumCpus, Weights
 from pipeline.eval_metrics import frechet_distance, gaussian
 from pipeline.eval_stage import EvalStage
 from pipeline.manifest import load_manifest
-from pipeline.ray_stages import apply, spread_pool
+from pipeline.ray_stages import map_items
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +70,7 @@ def evaluate(
         max_frames,
     )
     rows = [{"job_id": j.job_id, "video": j.video, "output": j.output} for j in jobs]
-    resources = connect(address, num_cpus)
-    stage = partial(EvalStage, weights, landmarks, max_frames)
-    dataset = apply(
-        ray.data.from_items(rows, override_num_blocks=len(rows)), stage, spread_pool(resources, len(rows)), 1
-    )
-    results = [dict(r) for r in dataset.iter_rows()]
+    results = list(map_items(rows, partial(EvalStage, weights, landmarks, max_frames), connect(address, num_cpus)))
     for result in results:
         if result["error"]:
             typer.echo(f"[{result['job_id']}] failed: {result['error']}", err=True)

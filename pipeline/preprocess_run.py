@@ -14,15 +14,13 @@ from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
 
-import ray
-
 from infra.errors import InputError
 from infra.storage import checksum, join_uri, list_tree, validate_uri
 from pipeline.clip_cut import DROP_REASONS
 from pipeline.dataset_tables import read_markers, source_id
 from pipeline.preprocess_settings import TRAIN_FPS, PreprocessSettings
 from pipeline.preprocess_source import PreprocessSourceStage
-from pipeline.ray_stages import apply, spread_pool
+from pipeline.ray_stages import map_items
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts"})
 
@@ -62,14 +60,10 @@ def run_preprocess(
     plan: PreprocessPlan, settings: PreprocessSettings, resources: dict[str, float], report: Callable[[dict], None]
 ) -> list[dict[str, Any]]:
     """Process the plan's sources on the Ray cluster; `report(summary)` as each one finishes."""
-    if not plan.todo:
-        return []
-    pool = spread_pool(resources, len(plan.todo))
-    rows = ray.data.from_items(plan.todo, override_num_blocks=len(plan.todo))
     results = []
-    for summary in apply(rows, partial(PreprocessSourceStage, settings), pool, threads=1).iter_rows():
-        results.append(dict(summary))
-        report(dict(summary))
+    for summary in map_items(plan.todo, partial(PreprocessSourceStage, settings), resources):
+        results.append(summary)
+        report(summary)
     return results
 
 

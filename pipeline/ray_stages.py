@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -92,3 +92,13 @@ def apply(dataset: ray.data.Dataset, factory: Callable[[], Stage], pool: Pool, t
         num_cpus=pool.cpus,
         num_gpus=pool.gpus,
     )  # Ray Data restarts dead actors and retries their rows by default (max_restarts=-1)
+
+
+def map_items(items: list[Row], factory: Callable[[], Stage], resources: dict[str, float]) -> Iterator[Row]:
+    """One stage call per independent item (a source, a job), spread over the cluster's CPUs with
+    one torch thread each; results as they finish."""
+    if not items:
+        return
+    dataset = ray.data.from_items(items, override_num_blocks=len(items))
+    for row in apply(dataset, factory, spread_pool(resources, len(items)), threads=1).iter_rows():
+        yield dict(row)

@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import ray
 
 from infra.storage import exists, join_uri, read_bytes, write_bytes_atomic
 from pipeline.dataset_tables import column_array, read_markers, read_table, require_dataset, table_uri, write_table
-from pipeline.ray_stages import apply, spread_pool
+from pipeline.ray_stages import map_items
 from pipeline.sis import SisSettings, candidate_sets, normalise_to_crop
 from pipeline.stage import Resources, Row
 
@@ -102,8 +101,4 @@ def plan_index(out: str, settings: SisSettings) -> tuple[list[dict[str, Any]], i
 
 
 def run_index(todo: list[dict[str, Any]], settings: SisSettings, resources: dict[str, float]) -> list[dict[str, Any]]:
-    if not todo:
-        return []
-    rows = ray.data.from_items(todo, override_num_blocks=len(todo))
-    stage = partial(SisStage, settings)
-    return [dict(r) for r in apply(rows, stage, spread_pool(resources, len(todo)), threads=1).iter_rows()]
+    return list(map_items(todo, partial(SisStage, settings), resources))
