@@ -20,14 +20,13 @@ from collections import Counter
 from pathlib import Path
 
 from dub_path import FACE_SCALE, FPS, SIZE, long_speech
-
-from infra.random_weights import write_random_weights
-from infra.ray_cluster import connect
-from infra.sample_media import write_clip
-from pipeline.batch_runner import BatchRunner, BatchSettings, JobOutcome, JobState
-from pipeline.dub_options import DubOptions
-from pipeline.local_runner import LocalRunner
-from pipeline.manifest import JobSpec
+from musedub.infra.ray_cluster import connect
+from musedub.infra.sample_media import write_clip
+from musedub.models.weights.random import write_random_weights
+from musedub.pipeline.dub.batch import BatchRunner, BatchSettings, JobOutcome, JobState
+from musedub.pipeline.dub.local_runner import LocalRunner
+from musedub.pipeline.dub.manifest import JobSpec
+from musedub.pipeline.dub.options import DubOptions
 
 STAGES = ("probe", "TrackFaces", "Crop", "AudioPrompt", "Generate", "BlendEncode", "stitch+commit")
 

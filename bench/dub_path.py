@@ -23,19 +23,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from infra.random_weights import write_random_weights
-from infra.sample_media import write_audio, write_clip
-from infra.weights_layout import WeightsLayout
-from models.face_parsing import BiSeNet, FaceParser
-from models.landmarks import load_landmark_detector
-from pipeline.blend import blend_face, lower_face_mask
-from pipeline.crop_geometry import crop_box, crop_face, paste_square
-from pipeline.face_track import FaceTracker
-from pipeline.parsing_mask import jaw_region, parser_input
-from pipeline.video_encode import SegmentEncoder
-from pipeline.video_frames import FrameReader
-from pipeline.video_probe import probe_video
+from musedub.infra.sample_media import write_audio, write_clip
+from musedub.models.face_parsing import BiSeNet, FaceParser
+from musedub.models.landmarks import load_landmark_detector
+from musedub.models.weights.layout import WeightsLayout
+from musedub.models.weights.random import write_random_weights
+from musedub.pipeline.face.blend import blend_face, lower_face_mask
+from musedub.pipeline.face.crop_geometry import crop_box, crop_face, paste_square
+from musedub.pipeline.face.parsing_mask import jaw_region, parser_input
+from musedub.pipeline.face.track import FaceTracker
+from musedub.pipeline.media.encode import SegmentEncoder
+from musedub.pipeline.media.frames import FrameReader
+from musedub.pipeline.media.probe import probe_video
 
 SIZE = (1920, 1080)
 FPS = Fraction(25)
@@ -48,7 +47,7 @@ def rate(frames: int, seconds: float) -> str:
 
 def long_speech(path: Path, seconds: float) -> Path:
     """The committed speech sample repeated to `seconds`, as 16 kHz wav."""
-    from pipeline.audio_decode import decode_audio_16k_mono
+    from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 
     speech = decode_audio_16k_mono(str(Path(__file__).parents[1] / "tests" / "data" / "speech_16k.wav"))
     samples = np.resize(speech, int(seconds * 16000))

@@ -1,1 +1,1 @@
-"""Storage, the model store, errors and logging shared by every stage and job."""
+"""Storage URIs and atomic commits, errors, leases, cluster and process helpers: imports nothing else of musedub."""

@@ -15,8 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from infra.errors import MusedubError
-from infra.storage import create_exclusive, join_uri, list_files, read_bytes, remove_tree
+from musedub.infra.errors import MusedubError
+from musedub.infra.storage import create_exclusive, join_uri, list_files, read_bytes, remove_tree
 
 log = logging.getLogger(__name__)
 KEEP_GENERATIONS = 3

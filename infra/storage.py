@@ -17,8 +17,7 @@ from typing import IO
 from urllib.parse import urlsplit
 
 import fsspec
-
-from infra.errors import InputError
+from musedub.infra.errors import InputError
 
 REMOTE_SCHEMES = frozenset({"s3", "gs", "gcs", "az", "abfs", "abfss"})
 _UMASK = os.umask(0o022)

@@ -9,11 +9,9 @@ from collections import Counter
 from typing import Annotated
 
 import typer
-
-from infra.errors import ConfigError
-from infra.model_store import DEFAULT_WEIGHTS
-from infra.ray_cluster import connect
-from jobs.job_flags import (
+from musedub.infra.errors import ConfigError
+from musedub.infra.ray_cluster import connect
+from musedub.jobs.job_flags import (
     DEFAULTS,
     Address,
     BatchSize,
@@ -40,8 +38,9 @@ from jobs.job_flags import (
     build_options,
     check_dtype,
 )
-from pipeline.batch_runner import BatchRunner, BatchSettings, JobOutcome, JobState
-from pipeline.manifest import JobSpec, load_manifest, manifest_schema
+from musedub.models.weights.store import DEFAULT_WEIGHTS
+from musedub.pipeline.dub.batch import BatchRunner, BatchSettings, JobOutcome, JobState
+from musedub.pipeline.dub.manifest import JobSpec, load_manifest, manifest_schema
 
 log = logging.getLogger(__name__)
 

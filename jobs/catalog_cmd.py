@@ -14,12 +14,10 @@ import uuid
 from typing import Annotated
 
 import typer
-
-from infra.lease import Lease
-from infra.model_store import DEFAULT_WEIGHTS
-from infra.storage import validate_uri, write_bytes_atomic
-from jobs.batch_cmd import run_batch
-from jobs.job_flags import (
+from musedub.infra.lease import Lease
+from musedub.infra.storage import validate_uri, write_bytes_atomic
+from musedub.jobs.batch_cmd import run_batch
+from musedub.jobs.job_flags import (
     DEFAULTS,
     Address,
     CpuPool,
@@ -38,11 +36,12 @@ from jobs.job_flags import (
     build_options,
     check_dtype,
 )
-from pipeline.batch_runner import BatchSettings, JobOutcome
-from pipeline.catalog import CatalogEntry, load_catalog
-from pipeline.catalog_plan import CatalogPlan, plan_catalog
-from pipeline.catalog_run import RunRecord, lease_prefix, plan_uri
-from pipeline.dub_options import DubOptions
+from musedub.models.weights.store import DEFAULT_WEIGHTS
+from musedub.pipeline.catalog.catalogue import CatalogEntry, load_catalog
+from musedub.pipeline.catalog.plan import CatalogPlan, plan_catalog
+from musedub.pipeline.catalog.run import RunRecord, lease_prefix, plan_uri
+from musedub.pipeline.dub.batch import BatchSettings, JobOutcome
+from musedub.pipeline.dub.options import DubOptions
 
 log = logging.getLogger(__name__)
 app = typer.Typer(no_args_is_help=True, help="Dub what a catalogue is missing or has stale, on a schedule.")

@@ -6,9 +6,8 @@ import logging
 import sys
 
 import typer
-
-from infra.errors import MusedubError
-from jobs import batch_cmd, catalog_cmd, dub_cmd, eval_cmd, features_cmd, preprocess_cmd, train_cmd, weights_cmd
+from musedub.infra.errors import MusedubError
+from musedub.jobs import batch_cmd, catalog_cmd, dub_cmd, eval_cmd, features_cmd, preprocess_cmd, train_cmd, weights_cmd
 
 app = typer.Typer(
     no_args_is_help=True,

@@ -6,9 +6,7 @@ import logging
 from typing import Annotated
 
 import typer
-
-from infra.model_store import DEFAULT_WEIGHTS
-from jobs.job_flags import (
+from musedub.jobs.job_flags import (
     DEFAULTS,
     BatchSize,
     BboxShift,
@@ -29,8 +27,9 @@ from jobs.job_flags import (
     build_options,
     check_dtype,
 )
-from pipeline.job_report import report_uri
-from pipeline.local_runner import LocalRunner
+from musedub.models.weights.store import DEFAULT_WEIGHTS
+from musedub.pipeline.dub.local_runner import LocalRunner
+from musedub.pipeline.dub.report import report_uri
 
 log = logging.getLogger(__name__)
 

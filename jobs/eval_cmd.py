@@ -10,15 +10,14 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-
-from infra.model_store import DEFAULT_WEIGHTS
-from infra.ray_cluster import connect
-from infra.storage import validate_uri, write_bytes_atomic
-from jobs.job_flags import Address, Landmarks, NumCpus, Weights
-from pipeline.eval_metrics import frechet_distance, gaussian
-from pipeline.eval_stage import EvalStage
-from pipeline.manifest import load_manifest
-from pipeline.ray_stages import map_items
+from musedub.infra.ray_cluster import connect
+from musedub.infra.storage import validate_uri, write_bytes_atomic
+from musedub.jobs.job_flags import Address, Landmarks, NumCpus, Weights
+from musedub.models.weights.store import DEFAULT_WEIGHTS
+from musedub.pipeline.core.ray_adapter import map_items
+from musedub.pipeline.dub.manifest import load_manifest
+from musedub.pipeline.evaluation.metrics import frechet_distance, gaussian
+from musedub.pipeline.evaluation.stage import EvalStage
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,13 @@ from typing import Annotated
 
 import numpy as np
 import typer
-
-from infra.errors import InputError
-from infra.model_store import DEFAULT_WEIGHTS, ModelStore
-from infra.storage import validate_uri, write_bytes_atomic
-from pipeline.audio_decode import decode_audio_16k_mono
-from pipeline.audio_prompts import AudioPrompter
-from pipeline.audio_windows import parse_fps, video_frame_count
+from musedub.infra.errors import InputError
+from musedub.infra.storage import validate_uri, write_bytes_atomic
+from musedub.models.weights.store import DEFAULT_WEIGHTS, ModelStore
+from musedub.pipeline.audio.prompts import AudioPrompter
+from musedub.pipeline.audio.windows import video_frame_count
+from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
+from musedub.pipeline.media.frame_rate import parse_fps
 
 app = typer.Typer(no_args_is_help=True, help="Model input features.")
 log = logging.getLogger(__name__)

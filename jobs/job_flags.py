@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import typer
+from musedub.infra.errors import ConfigError
+from musedub.models.landmarks import LandmarkBackend
+from musedub.models.weights.store import DTYPES
+from musedub.pipeline.dub.length_policy import LengthPolicy
+from musedub.pipeline.dub.options import DubOptions, MaskSource
 from pydantic import ValidationError
-
-from infra.errors import ConfigError
-from infra.model_store import DTYPES
-from models.landmarks import LandmarkBackend
-from pipeline.dub_options import DubOptions, MaskSource
-from pipeline.length_policy import LengthPolicy
 
 Landmarks = Annotated[LandmarkBackend, typer.Option(help="face-alignment (S3FD+FAN) or dlib.")]
 Mask = Annotated[

@@ -8,16 +8,15 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
-
-from infra.errors import ConfigError
-from infra.model_store import DEFAULT_WEIGHTS, ModelStore
-from infra.ray_cluster import connect
-from jobs.job_flags import Address, DetectEvery, Landmarks, NumCpus, Weights
-from models.landmarks import S3FD_FILE, dlib_predictor_path
-from pipeline.preprocess_run import plan_preprocess, run_preprocess, summarise
-from pipeline.preprocess_settings import PreprocessSettings
-from pipeline.sis import SisSettings
-from pipeline.sis_index import plan_index, run_index
+from musedub.infra.errors import ConfigError
+from musedub.infra.ray_cluster import connect
+from musedub.jobs.job_flags import Address, DetectEvery, Landmarks, NumCpus, Weights
+from musedub.models.landmarks import S3FD_FILE, dlib_predictor_path
+from musedub.models.weights.store import DEFAULT_WEIGHTS, ModelStore
+from musedub.pipeline.dataset.preprocess import plan_preprocess, run_preprocess, summarise
+from musedub.pipeline.dataset.settings import PreprocessSettings
+from musedub.pipeline.dataset.sis import SisSettings
+from musedub.pipeline.dataset.sis_index import plan_index, run_index
 
 log = logging.getLogger(__name__)
 

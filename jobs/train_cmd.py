@@ -6,15 +6,14 @@ import logging
 from typing import Annotated
 
 import typer
-
-from infra.errors import ConfigError
-from infra.model_store import ModelStore
-from infra.ray_cluster import connect
-from jobs.job_flags import Address, NumCpus
-from pipeline.syncnet_train import SyncNetTrainConfig, syncnet_worker
-from pipeline.train_config import TrainConfig, load_config
-from pipeline.train_loop import train_worker
-from pipeline.train_run import clips_dataset, fit
+from musedub.infra.errors import ConfigError
+from musedub.infra.ray_cluster import connect
+from musedub.jobs.job_flags import Address, NumCpus
+from musedub.models.weights.store import ModelStore
+from musedub.pipeline.train.config import TrainConfig, load_config
+from musedub.pipeline.train.loop import train_worker
+from musedub.pipeline.train.run import clips_dataset, fit
+from musedub.pipeline.train.syncnet import SyncNetTrainConfig, syncnet_worker
 
 log = logging.getLogger(__name__)
 ConfigPath = Annotated[str, typer.Argument(metavar="CONFIG", help="YAML or JSON config (path or URI).")]

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from infra.model_store import ModelStore
-from infra.random_weights import write_random_face_parser, write_random_training_models, write_random_weights
-from infra.weights_compose import compose_weights
-from infra.weights_download import download_release
-from infra.weights_layout import UnetVersion
+from musedub.models.weights.compose import compose_weights
+from musedub.models.weights.download import download_release
+from musedub.models.weights.layout import UnetVersion
+from musedub.models.weights.random import write_random_face_parser, write_random_training_models, write_random_weights
+from musedub.models.weights.store import ModelStore
 
 app = typer.Typer(no_args_is_help=True, help="Model weights in the published MuseTalk layout.")
 log = logging.getLogger(__name__)

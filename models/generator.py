@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
+from musedub.models.unet import MuseTalkUNet
+from musedub.models.vae import CropAutoencoder
 from torch import nn
-
-from models.unet import MuseTalkUNet
-from models.vae import CropAutoencoder
 
 
 class MuseTalkGenerator(nn.Module):

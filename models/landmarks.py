@@ -17,8 +17,7 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 import torch
-
-from infra.errors import ConfigError
+from musedub.infra.errors import ConfigError
 
 LandmarkBackend = Literal["face-alignment", "dlib"]
 S3FD_FILE = "s3fd-619a316812.pth"

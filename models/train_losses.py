@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
+from musedub.models.discriminator import PatchDiscriminator
+from musedub.models.syncnet import SyncNet
+from musedub.models.vgg19 import VGG19Features
 from torch.nn import functional as F
-
-from models.discriminator import PatchDiscriminator
-from models.syncnet import SyncNet
-from models.vgg19 import VGG19Features
 
 PYRAMID_SCALES = 4
 

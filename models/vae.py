@@ -11,9 +11,8 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderKL
+from musedub.infra.errors import ConfigError, WeightsMismatchError
 from torch import nn
-
-from infra.errors import ConfigError, WeightsMismatchError
 
 CROP_SIZE = 256
 

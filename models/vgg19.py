@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from musedub.infra.errors import ConfigError
+from musedub.models.checkpoint import load_strict, read_state_dict
 from torch import nn
-
-from infra.errors import ConfigError
-from models.checkpoint import load_strict, read_state_dict
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 VGG19_WIDTHS = (64, 128, 256, 512, 512)

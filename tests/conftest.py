@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from infra.random_weights import write_random_face_parser, write_random_training_models, write_random_weights
-from infra.sample_media import write_audio
-from infra.weights_layout import WeightsLayout
-from models.audio_encoder import WhisperAudioEncoder
-from models.face_parsing import SKIN
-from pipeline.audio_decode import decode_audio_16k_mono
+from musedub.infra.sample_media import write_audio
+from musedub.models.audio_encoder import WhisperAudioEncoder
+from musedub.models.face_parsing import SKIN
+from musedub.models.weights.layout import WeightsLayout
+from musedub.models.weights.random import write_random_face_parser, write_random_training_models, write_random_weights
+from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 
 DATA = Path(__file__).parent / "data"
 
@@ -125,8 +124,7 @@ def ray_cluster(s3_endpoint: str) -> Iterator[str]:
     """A local 2-CPU Ray cluster for the session, started after the S3 endpoint is in the
     environment its workers inherit; yields its GCS address for driver subprocesses."""
     import ray
-
-    from infra.ray_cluster import connect
+    from musedub.infra.ray_cluster import connect
 
     connect(num_cpus=2)
     try:
@@ -138,7 +136,7 @@ def ray_cluster(s3_endpoint: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def dlib_detector():
     """The real dlib 68-point landmark model (the dlib extra)."""
-    from models.landmarks import load_landmark_detector
+    from musedub.models.landmarks import load_landmark_detector
 
     return load_landmark_detector("dlib", Path("unused"))
 

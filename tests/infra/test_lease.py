@@ -8,8 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from infra.lease import Lease, LeaseLost, current
+from musedub.infra.lease import Lease, LeaseLost, current
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -7,9 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from infra.errors import InputError
-from infra.storage import create_exclusive, join_uri, read_bytes, validate_uri, write_bytes_atomic
+from musedub.infra.errors import InputError
+from musedub.infra.storage import create_exclusive, join_uri, read_bytes, validate_uri, write_bytes_atomic
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,9 @@ import numpy as np
 import psutil
 import pytest
 from media_checks import decoded
-
-from infra.sample_media import write_clip
-from infra.weights_layout import WeightsLayout
-from jobs.cli import main
+from musedub.infra.sample_media import write_clip
+from musedub.jobs.cli import main
+from musedub.models.weights.layout import WeightsLayout
 
 SEGMENT_ARGS = ["--landmarks", "dlib", "--device", "cpu", "--length-policy", "trim-audio", "--segment-seconds", "0.4"]
 
@@ -100,7 +99,7 @@ def single_video(
 
 def start_driver(manifest: Path, weights: WeightsLayout, address: str) -> subprocess.Popen:
     """`musedub batch` in its own process group on the test's cluster, so the test can kill it."""
-    command = [sys.executable, "-m", "jobs.cli", "batch", str(manifest), "--weights", str(weights.root)]
+    command = [sys.executable, "-m", "musedub.jobs.cli", "batch", str(manifest), "--weights", str(weights.root)]
     return subprocess.Popen(
         [*command, *SEGMENT_ARGS, "--address", address],
         stdout=subprocess.DEVNULL,

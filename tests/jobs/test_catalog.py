@@ -14,10 +14,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-
-from infra.sample_media import write_audio, write_clip
-from infra.weights_layout import WeightsLayout
-from jobs.cli import main
+from musedub.infra.sample_media import write_audio, write_clip
+from musedub.jobs.cli import main
+from musedub.models.weights.layout import WeightsLayout
 
 FLAGS = ["--landmarks", "dlib", "--device", "cpu", "--length-policy", "trim-audio"]
 
@@ -91,7 +90,7 @@ def test_catalog_dubs_what_is_new_or_stale_once(
     # two runs started together (t3's French arrives): one dubs it, the other dubs nothing
     s3.upload_file(str(tmp_path / "t2-fr.wav"), s3_bucket, "audio/t3-fr.wav")
     catalog = put_catalog(s3, s3_bucket, [row("t1", True, True), row("t2", True, True), row("t3", True, True)])
-    command = [sys.executable, "-m", "jobs.cli", "catalog", "run", catalog, *args, "--address", ray_cluster]
+    command = [sys.executable, "-m", "musedub.jobs.cli", "catalog", "run", catalog, *args, "--address", ray_cluster]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
     outputs = [run.communicate(timeout=600)[0].decode() for run in runs]

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from infra.weights_layout import WeightsLayout
-from jobs.cli import main
-from models.audio_encoder import WhisperAudioEncoder
-from pipeline.audio_prompts import AudioPrompter
+from musedub.jobs.cli import main
+from musedub.models.audio_encoder import WhisperAudioEncoder
+from musedub.models.weights.layout import WeightsLayout
+from musedub.pipeline.audio.prompts import AudioPrompter
 
 
 def test_console_script_init_random_then_features(tmp_path: Path, speech_path: Path, speech: np.ndarray) -> None:

@@ -13,18 +13,17 @@ import cv2
 import numpy as np
 import pytest
 from media_checks import decoded, psnr
+from musedub.infra.sample_media import write_clip
+from musedub.jobs.cli import main
+from musedub.models.weights.layout import WeightsLayout
+from musedub.pipeline.dub.length_policy import source_frames
+from musedub.pipeline.face.blend import lower_face_mask
+from musedub.pipeline.face.crop_geometry import FaceStatus, crop_box, face_status, paste_square
+from musedub.pipeline.face.track import FaceTracker
+from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
+from musedub.pipeline.media.frames import FrameReader
+from musedub.pipeline.media.probe import probe_video
 from skimage.data import astronaut
-
-from infra.sample_media import write_clip
-from infra.weights_layout import WeightsLayout
-from jobs.cli import main
-from pipeline.audio_decode import decode_audio_16k_mono
-from pipeline.blend import lower_face_mask
-from pipeline.crop_geometry import FaceStatus, crop_box, face_status, paste_square
-from pipeline.face_track import FaceTracker
-from pipeline.length_policy import source_frames
-from pipeline.video_frames import FrameReader
-from pipeline.video_probe import probe_video
 
 
 def dub(tiny_weights: WeightsLayout, video: str, audio: str, output: str, *extra: str) -> int:

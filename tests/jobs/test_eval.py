@@ -8,9 +8,8 @@ import math
 from pathlib import Path
 
 import pytest
-
-from infra.weights_layout import WeightsLayout
-from jobs.cli import main
+from musedub.jobs.cli import main
+from musedub.models.weights.layout import WeightsLayout
 
 DATA = Path(__file__).parent.parent / "data"
 

@@ -24,11 +24,10 @@ import s3fs
 import torch
 import yaml
 from media_checks import decoded
-
-from infra.sample_media import write_clip
-from infra.weights_layout import WeightsLayout
-from jobs.cli import main
-from models.syncnet import SyncNet
+from musedub.infra.sample_media import write_clip
+from musedub.jobs.cli import main
+from musedub.models.syncnet import SyncNet
+from musedub.models.weights.layout import WeightsLayout
 
 
 def tree(fs: s3fs.S3FileSystem, root: str) -> dict[str, str]:

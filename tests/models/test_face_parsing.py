@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from musedub.infra.errors import WeightsMismatchError
+from musedub.models.face_parsing import NUM_CLASSES, PARSE_SIZE, BiSeNet, FaceParser
+from musedub.models.weights.layout import WeightsLayout
+from musedub.models.weights.store import ModelStore
+from musedub.pipeline.face.crop_geometry import Box
+from musedub.pipeline.face.parsing_mask import parser_input
 from skimage.data import astronaut
-
-from infra.errors import WeightsMismatchError
-from infra.model_store import ModelStore
-from infra.weights_layout import WeightsLayout
-from models.face_parsing import NUM_CLASSES, PARSE_SIZE, BiSeNet, FaceParser
-from pipeline.crop_geometry import Box
-from pipeline.parsing_mask import parser_input
 
 # Key names and shapes of the published face-parsing.PyTorch file.
 PUBLISHED_KEYS = {

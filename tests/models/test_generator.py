@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from musedub.models.weights.layout import WeightsLayout
+from musedub.models.weights.store import ModelStore
 from skimage.data import astronaut
-
-from infra.model_store import ModelStore
-from infra.weights_layout import WeightsLayout
 
 
 def test_store_generator_maps_crops_and_audio_to_a_face(tiny_weights: WeightsLayout) -> None:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from infra.errors import ConfigError
-from models.landmarks import FAN_FILE, S3FD_FILE, dlib_predictor_path, load_landmark_detector
+from musedub.infra.errors import ConfigError
+from musedub.models.landmarks import FAN_FILE, S3FD_FILE, dlib_predictor_path, load_landmark_detector
 
 
 def test_dlib_model_found_without_importing_its_package() -> None:
@@ -34,8 +33,7 @@ def test_face_alignment_loads_both_files_from_the_weights_folder_without_downloa
     import torch
     from face_alignment.detection.sfd.net_s3fd import s3fd
     from face_alignment.models import FAN
-
-    from infra.sample_media import face_frame
+    from musedub.infra.sample_media import face_frame
 
     torch.manual_seed(0)
     folder = tmp_path / "face-alignment"

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from infra.errors import ConfigError
-from models.discriminator import PatchDiscriminator
-from models.syncnet import TINY_SYNCNET_CONFIG, SyncNet
-from models.train_losses import discriminator_loss, feature_matching, perceptual_loss, sync_loss
-from models.vgg19 import TINY_VGG19_WIDTHS, VGG19Features
+from musedub.infra.errors import ConfigError
+from musedub.models.discriminator import PatchDiscriminator
+from musedub.models.syncnet import TINY_SYNCNET_CONFIG, SyncNet
+from musedub.models.train_losses import discriminator_loss, feature_matching, perceptual_loss, sync_loss
+from musedub.models.vgg19 import TINY_VGG19_WIDTHS, VGG19Features
 
 TORCHVISION_CONVS = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from infra.errors import ConfigError, WeightsMismatchError
-from models.unet import MUSETALK_UNET_CONFIG, TINY_UNET_CONFIG, AudioPositionalEncoding, MuseTalkUNet
+from musedub.infra.errors import ConfigError, WeightsMismatchError
+from musedub.models.unet import MUSETALK_UNET_CONFIG, TINY_UNET_CONFIG, AudioPositionalEncoding, MuseTalkUNet
 
 
 def test_full_size_unet_matches_published_architecture() -> None:

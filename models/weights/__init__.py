@@ -1,0 +1,1 @@
+"""Weights on disk: the published layout, the model store, random weights, compose and download."""

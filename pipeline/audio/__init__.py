@@ -1,0 +1,1 @@
+"""Audio features: absolute 30 s whisper windows, log-mel, per-frame prompts."""

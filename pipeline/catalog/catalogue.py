@@ -1,0 +1,110 @@
+"""A streaming catalogue: titles with a source video and, per language, a dub audio.
+
+Read from CSV or Parquet (or YAML / JSON Lines), local or on object storage, in either shape:
+- wide: `title_id`, `video`, and one `audio_<language>` column per language (empty: no dub yet);
+- long: `title_id`, `video`, `language`, `audio`, one row per title and language.
+Every problem is reported with its line/row before anything runs. Each title x language becomes
+one job writing `<output prefix>/<title_id>/<language>.mp4`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from musedub.infra.errors import InputError
+from musedub.infra.storage import join_uri, validate_uri
+from musedub.pipeline.dub.manifest import mapping_rows, problems_error, read_rows
+
+TITLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+AUDIO_COLUMN = "audio_"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    title_id: str
+    language: str
+    video: str
+    audio: str | None  # None: no dub audio delivered yet
+    where: str
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.title_id}.{self.language}"
+
+    def output(self, prefix: str) -> str:
+        return join_uri(prefix, self.title_id, f"{self.language}.mp4")
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or str(value).strip() == ""
+
+
+def _entries(values: dict[str, Any], where: str, languages: list[str]) -> tuple[list[CatalogEntry], list[str]]:
+    problems = []
+    title, video = values.get("title_id"), values.get("video")
+    if _blank(title) or not TITLE_ID.match(str(title)):
+        problems.append(f"{where}: title_id {title!r} must be letters, digits, '_' or '-' (at most 100)")
+    if _blank(video):
+        problems.append(f"{where}: video is missing")
+    else:
+        try:
+            validate_uri(str(video), "video")
+        except InputError as exc:
+            problems.append(f"{where}: {exc}")
+    if "language" in values:
+        audios = {str(values["language"]): values.get("audio")}
+    else:
+        audios = {language: values.get(AUDIO_COLUMN + language) for language in languages}
+        if not audios:
+            problems.append(f"{where}: no audio_<language> column and no language/audio columns")
+    entries = []
+    for language, audio in audios.items():
+        if not LANGUAGE.match(language):
+            problems.append(f"{where}: language {language!r} is not a language tag like 'es' or 'pt-BR'")
+            continue
+        if not _blank(audio):
+            try:
+                validate_uri(str(audio), f"audio_{language}")
+            except InputError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
+        entries.append(
+            CatalogEntry(str(title), language, str(video), None if _blank(audio) else str(audio).strip(), where)
+        )
+    return entries, problems
+
+
+def load_catalog(uri: str) -> list[CatalogEntry]:
+    """Every title x language of the catalogue, or a ManifestError listing every bad row."""
+    entries: list[CatalogEntry] = []
+    rows = read_rows(uri)
+    # the file's columns, not each row's: readers drop empty cells, and an empty cell is a missing dub
+    languages = sorted(
+        {
+            name.removeprefix(AUDIO_COLUMN)
+            for row in rows
+            if isinstance(row.values, dict)
+            for name in (*row.columns, *row.values)
+            if name.startswith(AUDIO_COLUMN)
+        }
+    )
+    good, problems = mapping_rows(rows, "a title is a mapping of title_id, video and audio columns")
+    for row in good:
+        found, bad = _entries(row.values, row.where, languages)
+        entries.extend(found)
+        problems.extend(bad)
+    seen: dict[str, str] = {}
+    for entry in entries:
+        if entry.job_id in seen:
+            problems.append(
+                f"{entry.where}: title {entry.title_id} language {entry.language} also at {seen[entry.job_id]}"
+            )
+        seen.setdefault(entry.job_id, entry.where)
+    if not entries and not problems:
+        problems.append("no titles")
+    if problems:
+        raise problems_error(f"catalogue {uri}", problems, "nothing was planned")
+    return entries

@@ -1,0 +1,89 @@
+"""`musedub preprocess` as a plan and a Ray Data run: which sources need work, then one actor call
+per source, and a summary of what was kept and dropped.
+
+A source is skipped when its marker carries the same checksum and settings key, so a rerun over
+the same folder writes nothing; `retry_failed` tries failed sources again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import PurePosixPath
+from typing import Any
+
+from musedub.infra.errors import InputError
+from musedub.infra.storage import checksum, join_uri, list_tree, validate_uri
+from musedub.pipeline.core.ray_adapter import map_items
+from musedub.pipeline.dataset.clip_cut import DROP_REASONS
+from musedub.pipeline.dataset.settings import TRAIN_FPS, PreprocessSettings
+from musedub.pipeline.dataset.source import PreprocessSourceStage
+from musedub.pipeline.dataset.tables import read_markers, source_id
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts"})
+
+
+@dataclass
+class PreprocessPlan:
+    todo: list[dict[str, Any]]
+    done: list[dict[str, Any]] = field(default_factory=list)  # markers of sources left as they are
+
+
+def plan_preprocess(src: str, out: str, settings: PreprocessSettings, retry_failed: bool = False) -> PreprocessPlan:
+    """Sources under `src` (a folder or bucket prefix, searched recursively) against `out`'s markers."""
+    validate_uri(src, "source folder")
+    validate_uri(out, "output folder")
+    if src.rstrip("/") == out.rstrip("/") or out.rstrip("/").startswith(src.rstrip("/") + "/"):
+        raise InputError(f"output {out} lies inside the source folder {src}: write the dataset elsewhere")
+    names = [n for n in list_tree(src) if PurePosixPath(n).suffix.lower() in VIDEO_SUFFIXES]
+    if not names:
+        raise InputError(f"source folder {src} holds no videos ({', '.join(sorted(VIDEO_SUFFIXES))}): check the path")
+    markers = read_markers(out)
+    plan = PreprocessPlan(todo=[])
+    key = settings.key()
+    for name in names:
+        uri = join_uri(src, name)
+        sid = source_id(name)
+        digest = checksum(uri, "source video")
+        marker = markers.get(sid)
+        fresh = marker is not None and marker["checksum"] == digest and marker["settings"] == key
+        if fresh and (marker["status"] == "ok" or not retry_failed):
+            plan.done.append(marker)
+        else:
+            plan.todo.append({"source": uri, "source_id": sid, "checksum": digest, "out": out})
+    return plan
+
+
+def run_preprocess(
+    plan: PreprocessPlan, settings: PreprocessSettings, resources: dict[str, float], report: Callable[[dict], None]
+) -> list[dict[str, Any]]:
+    """Process the plan's sources on the Ray cluster; `report(summary)` as each one finishes."""
+    results = []
+    for summary in map_items(plan.todo, partial(PreprocessSourceStage, settings), resources):
+        results.append(summary)
+        report(summary)
+    return results
+
+
+def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over source markers: sources by status, clips, hours kept and dropped by reason."""
+    frame_hours = 1 / (float(TRAIN_FPS) * 3600)
+    dropped = dict.fromkeys(DROP_REASONS, 0)
+    for record in records:
+        for reason, count in json.loads(record.get("dropped") or "{}").items():
+            dropped[reason] = dropped.get(reason, 0) + count
+    failed = [r for r in records if r["status"] == "failed"]
+    kept = sum(r["kept"] for r in records)
+    return {
+        "sources": len(records),
+        "failed": len(failed),
+        "clips": sum(r["clips"] for r in records),
+        "frames": sum(r["frames"] for r in records),
+        "frames_kept": kept,
+        "frames_dropped": dropped,
+        "hours_kept": round(kept * frame_hours, 4),
+        "hours_dropped": {reason: round(count * frame_hours, 4) for reason, count in dropped.items()},
+        "errors": {r["source"]: r["error"] for r in failed},
+    }

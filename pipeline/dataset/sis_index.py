@@ -1,0 +1,110 @@
+"""`musedub index`: the SIS candidate sets of every clip, one Parquet shard per source beside the clips.
+
+A source is indexed again only when its clips or the SIS settings change: `_sis/ID.json` holds
+the key (the source's preprocess checksum and settings, plus the SIS settings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from musedub.infra.storage import exists, join_uri, read_bytes, write_bytes_atomic
+from musedub.pipeline.core.ray_adapter import map_items
+from musedub.pipeline.core.stage import Resources, Row
+from musedub.pipeline.dataset.sis import SisSettings, candidate_sets, normalise_to_crop
+from musedub.pipeline.dataset.tables import (
+    column_array,
+    read_markers,
+    read_table,
+    require_dataset,
+    table_uri,
+    write_table,
+)
+
+SIS_MARKERS = "_sis"
+
+
+def sis_key(settings: SisSettings, marker: dict[str, Any]) -> str:
+    text = json.dumps([asdict(settings), marker["checksum"], marker["settings"]], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def sis_marker_uri(out: str, sid: str) -> str:
+    return join_uri(out, SIS_MARKERS, f"{sid}.json")
+
+
+def clip_sis_rows(clips: pa.Table, row: int, settings: SisSettings) -> dict[str, list]:
+    """The SIS rows of clip `row` of a clips table: one per frame."""
+    n = clips.column("frames")[row].as_py()
+    landmarks = column_array(clips, "landmarks", row, np.float32, (n, 68, 2))
+    boxes = column_array(clips, "boxes", row, np.int32, (n, 4))
+    candidates, fallback = candidate_sets(normalise_to_crop(landmarks, boxes), settings)
+    start = clips.column("start")[row].as_py()
+    return {
+        "clip_id": [clips.column("clip_id")[row].as_py()] * n,
+        "frame": list(range(start, start + n)),
+        "candidates": [c.tolist() for c in candidates],
+        "fallback": fallback.tolist(),
+    }
+
+
+SIS_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("frame", pa.int32()),  # 25 fps source frame
+        ("candidates", pa.list_(pa.int32())),  # offsets within the clip
+        ("fallback", pa.bool_()),
+    ]
+)
+
+
+@dataclass
+class SisStage:
+    settings: SisSettings
+    resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
+
+    def setup(self) -> None:
+        """Nothing to load: the index is geometry on stored landmarks."""
+
+    def __call__(self, row: Row) -> Row:
+        out, sid = row["out"], row["source_id"]
+        clips = read_table(table_uri(out, "clips", sid), ["clip_id", "start", "frames", "landmarks", "boxes"])
+        columns: dict[str, list] = {name: [] for name in SIS_SCHEMA.names}
+        for index in range(clips.num_rows):
+            for name, values in clip_sis_rows(clips, index, self.settings).items():
+                columns[name].extend(values)
+        write_table(table_uri(out, "sis", sid), pa.table(columns, schema=SIS_SCHEMA))
+        write_bytes_atomic(sis_marker_uri(out, sid), json.dumps({"key": row["key"]}).encode(), "SIS marker")
+        return {**row, "frames": len(columns["frame"]), "fallback": int(sum(columns["fallback"]))}
+
+
+def plan_index(out: str, settings: SisSettings) -> tuple[list[dict[str, Any]], int]:
+    """Sources whose SIS shard is missing or stale, and how many are current."""
+    markers = read_markers(out)
+    todo, current = [], 0
+    for sid in require_dataset(out):
+        key = sis_key(settings, markers[sid])
+        marker = sis_marker_uri(out, sid)
+        if exists(marker) and json.loads(read_bytes(marker, "SIS marker"))["key"] == key:
+            current += 1
+        else:
+            todo.append(
+                {
+                    "out": out,
+                    "source_id": sid,
+                    "key": key,
+                    "segment_id": f"sis-{sid}",
+                    "work": join_uri(out, SIS_MARKERS),
+                }
+            )
+    return todo, current
+
+
+def run_index(todo: list[dict[str, Any]], settings: SisSettings, resources: dict[str, float]) -> list[dict[str, Any]]:
+    return list(map_items(todo, partial(SisStage, settings), resources))

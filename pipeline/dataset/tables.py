@@ -1,0 +1,101 @@
+"""Where a preprocessed training set lives and how its Parquet tables are written and read.
+
+    OUT/clips/source_id=ID/part-0.parquet    one row per clip, frame-level arrays flattened
+    OUT/frames/source_id=ID/part-0.parquet   one row per frame: 256x256 crop as JPEG (optional)
+    OUT/sis/source_id=ID/part-0.parquet      one row per frame: SIS reference candidates
+    OUT/errors/source_id=ID/part-0.parquet   why a source failed
+    OUT/_sources/ID.json                     written last: the source is finished (or failed)
+
+Hive-style partitions, so `ray.data.read_parquet(OUT/clips)` and pyarrow datasets see source_id
+as a column. One file per source per table, named by the source, so a rerun overwrites rather
+than adds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from musedub.infra.errors import InputError
+from musedub.infra.storage import exists, join_uri, list_files, read_bytes, remove_tree, write_bytes_atomic
+
+TABLES = ("clips", "frames", "sis", "errors")
+MARKERS = "_sources"
+
+
+def source_id(relative_path: str) -> str:
+    """Stable id of a source from its path under the dataset root: 16 hex of its sha256."""
+    return hashlib.sha256(relative_path.encode()).hexdigest()[:16]
+
+
+def table_uri(out: str, table: str, sid: str) -> str:
+    return join_uri(out, table, f"source_id={sid}", "part-0.parquet")
+
+
+def marker_uri(out: str, sid: str) -> str:
+    return join_uri(out, MARKERS, f"{sid}.json")
+
+
+ROW_GROUP = 256  # rows per row group: training reads one clip's frames without the whole shard
+
+
+def write_table(uri: str, table: pa.Table) -> None:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd", row_group_size=ROW_GROUP)
+    write_bytes_atomic(uri, buffer.getvalue(), "dataset shard")
+
+
+def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
+    return pq.read_table(io.BytesIO(read_bytes(uri, "dataset shard")), columns=columns)
+
+
+def remove_source_tables(out: str, sid: str, keep: tuple[str, ...] = ()) -> None:
+    """Drop a source's shards of every table not in `keep` (a rerun with other settings)."""
+    for table in TABLES:
+        if table not in keep:
+            remove_tree(join_uri(out, table, f"source_id={sid}"))
+
+
+def write_marker(out: str, sid: str, record: dict[str, Any]) -> None:
+    write_bytes_atomic(marker_uri(out, sid), json.dumps(record, sort_keys=True).encode(), "source marker")
+
+
+def read_markers(out: str) -> dict[str, dict[str, Any]]:
+    """Every finished or failed source's record, by source id."""
+    folder = join_uri(out, MARKERS)
+    records = {}
+    for name in list_files(folder):
+        if name.endswith(".json"):
+            records[name.removesuffix(".json")] = json.loads(read_bytes(join_uri(folder, name), "source marker"))
+    return records
+
+
+def source_ids(out: str) -> list[str]:
+    """Sources that finished with at least one clip."""
+    return sorted(sid for sid, r in read_markers(out).items() if r.get("status") == "ok" and r.get("clips", 0) > 0)
+
+
+def require_dataset(out: str) -> list[str]:
+    """The usable sources of a preprocessed dataset, or an error saying how to make one."""
+    if not exists(join_uri(out, MARKERS)):
+        raise InputError(f"dataset {out} has no {MARKERS}/ records: run `musedub preprocess SRC {out}` first")
+    ids = source_ids(out)
+    if not ids:
+        raise InputError(f"dataset {out} holds no clips: check `musedub preprocess` output and its errors table")
+    return ids
+
+
+def flat(array: np.ndarray, dtype: type) -> list:
+    """An array as a flat Python list for a list<...> column (numpy -> Arrow copies once)."""
+    return np.asarray(array, dtype=dtype).reshape(-1).tolist()
+
+
+def column_array(table: pa.Table, column: str, row: int, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
+    """Cell `row` of a list<...> column as an array of `shape`."""
+    values = table.column(column)[row].values.to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=dtype).reshape(shape)

@@ -1,0 +1,88 @@
+"""CPU stages on the face: landmarks for a chunk of a job's video, then crops for each segment.
+
+Row keys read and added:
+- TrackFacesStage: video, still_fps, chunk_start, chunk_stop, frame_count -> landmarks (n, 68, 2)
+  float32 for source frames [chunk_start, chunk_stop) (NaN without a face)
+- CropStage: video, still_fps, source (n,), landmarks (n, 68, 2) -> status (n,) uint8,
+  boxes (n, 4) int32 (x1, y1, x2, y2; zeros unless OK), crops (k, 256, 256, 3) uint8 for the k OK frames
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from musedub.infra.errors import InputError
+from musedub.models.landmarks import LandmarkDetector, load_landmark_detector
+from musedub.models.vae import CROP_SIZE
+from musedub.models.weights.store import ModelStore
+from musedub.pipeline.core.stage import Resources, Row
+from musedub.pipeline.dub.options import DubOptions, row_options
+from musedub.pipeline.face.crop_geometry import FaceStatus, crop_box, crop_face, face_status
+from musedub.pipeline.face.track import FaceTracker
+from musedub.pipeline.media.frame_rate import parse_fps
+from musedub.pipeline.media.frames import FrameReader
+from musedub.pipeline.media.probe import probe_video
+
+
+@dataclass
+class TrackFacesStage:
+    weights: str
+    options: DubOptions
+    resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
+    _detector: LandmarkDetector | None = field(default=None, init=False, repr=False)
+
+    def setup(self) -> None:
+        layout = ModelStore(self.weights).layout
+        self._detector = load_landmark_detector(self.options.landmarks, layout.face_alignment)
+
+    def __call__(self, row: Row) -> Row:
+        """Tracks the chunk with `smooth_radius` frames of context each side, so smoothing runs
+        across chunk edges as it does inside; the tracker restarts with a full detection per chunk."""
+        assert self._detector is not None, "setup() first"
+        info = probe_video(row["video"], parse_fps(row["still_fps"]))
+        start, stop = row["chunk_start"], row["chunk_stop"]
+        if info.frame_count != row["frame_count"]:
+            raise InputError(f"video {row['video']} changed since it was planned: run the job again")
+        radius = self.options.smooth_radius
+        lo, hi = max(0, start - radius), min(info.frame_count, stop + radius)
+        tracker = FaceTracker(self._detector, self.options.detect_every)
+        with FrameReader(info) as reader:
+            track = tracker.track(reader.frames(range(lo, hi)), radius)
+        return {**row, "landmarks": track.landmarks[start - lo : stop - lo]}
+
+
+@dataclass
+class CropStage:
+    options: DubOptions
+    resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
+
+    def setup(self) -> None:
+        """Nothing to load: cropping is geometry."""
+
+    def __call__(self, row: Row) -> Row:
+        options = row_options(row, self.options)
+        info = probe_video(row["video"], parse_fps(row["still_fps"]))
+        landmarks = row["landmarks"]
+        n = len(row["source"])
+        status = np.full(n, FaceStatus.NO_FACE, np.uint8)
+        boxes = np.zeros((n, 4), np.int32)
+        crops: list[np.ndarray] = []
+        with FrameReader(info) as reader:
+            for i, frame in enumerate(reader.frames(row["source"])):
+                if np.isnan(landmarks[i]).any():
+                    continue
+                box = crop_box(
+                    landmarks[i],
+                    info.height,
+                    options.version,
+                    extra_margin=options.extra_margin,
+                    bbox_shift=options.bbox_shift,
+                )
+                status[i] = face_status(landmarks[i], box, info.width, info.height, options.min_face)
+                if status[i] == FaceStatus.OK:
+                    assert box is not None
+                    boxes[i] = (box.x1, box.y1, box.x2, box.y2)
+                    crops.append(crop_face(frame, box))
+        stacked = np.stack(crops) if crops else np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8)
+        return {**row, "status": status, "boxes": boxes, "crops": stacked}

@@ -1,0 +1,103 @@
+"""Run one dubbing job in process: the same plan and stages the cluster runs, one segment at a time.
+
+Memory is bounded by a segment (crops and generated faces of ~10 s) plus a few decoded frames,
+never by the video's length. Nothing appears at the output until the finished file is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from musedub.infra.malloc_tuning import tune_malloc
+from musedub.infra.storage import commit_file
+from musedub.models.weights.store import ModelStore
+from musedub.pipeline.core.stage import Row
+from musedub.pipeline.dub.blend_stage import BlendEncodeStage
+from musedub.pipeline.dub.face_stages import CropStage, TrackFacesStage
+from musedub.pipeline.dub.model_stages import AudioPromptStage, GenerateStage
+from musedub.pipeline.dub.options import DubOptions
+from musedub.pipeline.dub.plan import JobPlan, plan_job
+from musedub.pipeline.dub.report import DubReport, make_report, write_report
+from musedub.pipeline.face.crop_geometry import FaceStatus
+from musedub.pipeline.media.stitch import stitch
+
+log = logging.getLogger(__name__)
+
+
+def track_job(plan: JobPlan, track: TrackFacesStage, seconds: Counter[str]) -> np.ndarray:
+    """Landmarks (video_frames, 68, 2) of the whole source, chunk by chunk as the cluster does."""
+    landmarks = np.full((plan.video_frames, 68, 2), np.nan, np.float32)
+    for start, stop in plan.track_chunks():
+        landmarks[start:stop] = timed(track, plan.chunk_row(start, stop), seconds)["landmarks"]
+    return landmarks
+
+
+def timed(stage: Any, row: Row, seconds: Counter[str]) -> Row:
+    tick = time.perf_counter()
+    out = stage(row)
+    seconds[type(stage).__name__.removesuffix("Stage")] += time.perf_counter() - tick
+    return out
+
+
+class LocalRunner:
+    """Owns the stages for one process; `dub` can be called for many jobs."""
+
+    def __init__(self, options: DubOptions, weights: str, device: str = "auto", dtype: str = "fp32") -> None:
+        tune_malloc()
+        torch.set_num_threads(options.cpu_threads)  # output bits depend on it; the cluster pins the same
+        self.options = options
+        self.weights = weights
+        self.track = TrackFacesStage(weights, options)
+        self.crop = CropStage(options)
+        self.prompt = AudioPromptStage(weights, "cpu")
+        self.generate = GenerateStage(weights, options, device, dtype)
+        self.blend = BlendEncodeStage(options, weights, device)
+        for stage in (self.generate, self.track, self.crop, self.prompt, self.blend):
+            stage.setup()
+
+    def dub(self, video: str, audio: str, output: str) -> DubReport:
+        """Dub one video; raises InputError (nothing written) for bad inputs."""
+        started = time.perf_counter()
+        plan = plan_job(None, video, audio, output, self.options, self.weights)
+        log.info(
+            "job %s: %s; dub audio %.2f s -> %d frames", plan.job_id, plan.description, plan.audio_seconds, plan.total
+        )
+        seconds: Counter[str] = Counter({"probe": plan.plan_seconds})
+        landmarks = track_job(plan, self.track, seconds)
+        statuses: Counter[str] = Counter()
+        segments = plan.segments()
+        with tempfile.TemporaryDirectory(prefix="musedub-") as work:
+            files = []
+            for segment in segments:
+                row = {
+                    **plan.segment_row(segment, landmarks),
+                    "segment_file": str(Path(work) / f"{segment.segment_id}.mp4"),
+                }
+                for stage in (self.crop, self.prompt, self.generate, self.blend):
+                    row = timed(stage, row, seconds)
+                statuses.update(FaceStatus(s).name.lower() for s in row["status"])
+                files.append(Path(row["segment_file"]))
+                log.info(
+                    "job %s: segment %d/%d done (%d frames)",
+                    plan.job_id,
+                    segment.index + 1,
+                    len(segments),
+                    segment.frames,
+                )
+            tick = time.perf_counter()
+            stitched = Path(work) / "stitched.mp4"
+            stitch(files, plan.fps_fraction, audio, stitched)
+            commit_file(stitched, output, "output")
+            seconds["stitch+commit"] += time.perf_counter() - tick
+        seconds["total"] = time.perf_counter() - started
+        random = ModelStore(self.weights).layout.is_random
+        report = make_report(plan, statuses, seconds, self.blend.mask_source, random, len(segments))
+        write_report(report)
+        return report

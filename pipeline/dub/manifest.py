@@ -1,0 +1,205 @@
+"""A batch manifest: rows of dubbing jobs read from YAML, JSON Lines, CSV or Parquet.
+
+Everything is validated before any work starts and every bad row is reported with where it is
+(line for text formats, row for Parquet), so a team fixes the whole file in one go.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from musedub.infra.errors import InputError
+from musedub.infra.storage import is_local, local_path, read_bytes, validate_uri
+from musedub.pipeline.dub.length_policy import LengthPolicy
+from musedub.pipeline.dub.options import X264_PRESETS
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+FORMATS = {".yaml": "yaml", ".yml": "yaml", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+SHOWN_PROBLEMS = 50
+
+
+class JobSpec(BaseModel):
+    """One row: which video to dub with which audio, where to, and any per-job overrides."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="unique; names the work folder")
+    video: str = Field(description="video or still image of the speaker: local path, s3:// or gs:// URI")
+    audio: str = Field(description="the new speech (any audio, or a video's audio track)")
+    output: str = Field(description="where the mp4 goes; the report is written beside it")
+    length_policy: LengthPolicy | None = None
+    extra_margin: int | None = Field(None, ge=0, le=100)
+    bbox_shift: int | None = Field(None, ge=-100, le=100)
+    crf: int | None = Field(None, ge=0, le=51)
+    preset: Literal[X264_PRESETS] | None = None  # type: ignore[valid-type]
+    still_fps: str | None = None
+
+    @field_validator("video", "audio", "output")
+    @classmethod
+    def _uri(cls, value: str, info: Any) -> str:
+        try:
+            validate_uri(value, info.field_name)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        if ".." in PurePosixPath(urlsplit(value).path).parts:
+            raise ValueError(f"{info.field_name} {value!r} contains '..': give the path without parent steps")
+        return value
+
+    def overrides(self) -> dict[str, Any]:
+        """The per-job options that were set, by DubOptions field name."""
+        fields = ("length_policy", "extra_margin", "bbox_shift", "crf", "preset", "still_fps")
+        return {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    where: str  # "line 4" or "row 3"
+    values: dict[str, Any]  # empty cells left out
+    columns: tuple[str, ...] = ()  # the file's header (CSV, Parquet), empty cells included
+
+
+class ManifestError(InputError):
+    """Every problem of a manifest, one per line."""
+
+
+def _rows_yaml(text: str) -> list[ManifestRow]:
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if isinstance(root, yaml.MappingNode):  # {jobs: [...]}
+        root = next((v for k, v in root.value if k.value == "jobs"), None)
+    if not isinstance(root, yaml.SequenceNode):
+        raise ManifestError("a YAML manifest is a list of jobs (or a mapping with a `jobs:` list)")
+    loader = yaml.SafeLoader("")
+    return [ManifestRow(f"line {node.start_mark.line + 1}", loader.construct_document(node)) for node in root.value]
+
+
+def _rows_jsonl(text: str) -> list[ManifestRow]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(ManifestRow(f"line {number}", json.loads(line)))
+        except json.JSONDecodeError as exc:
+            rows.append(ManifestRow(f"line {number}", {"__error__": f"not JSON ({exc.msg})"}))
+    return rows
+
+
+def _rows_csv(text: str) -> list[ManifestRow]:
+    reader = csv.DictReader(io.StringIO(text))
+    rows = []
+    for values in reader:
+        cleaned = {k: v for k, v in values.items() if k is not None and v not in ("", None)}
+        rows.append(ManifestRow(f"line {reader.line_num}", cleaned, tuple(reader.fieldnames or ())))
+    return rows
+
+
+def _rows_parquet(data: bytes) -> list[ManifestRow]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data))
+    return [
+        ManifestRow(f"row {i + 1}", {k: v for k, v in values.items() if v is not None}, tuple(table.column_names))
+        for i, values in enumerate(table.to_pylist())
+    ]
+
+
+def read_rows(uri: str) -> list[ManifestRow]:
+    """The raw rows of a manifest file, each with where it sits."""
+    suffix = PurePosixPath(urlsplit(uri).path).suffix.lower()
+    kind = FORMATS.get(suffix)
+    if kind is None:
+        raise ManifestError(f"manifest {uri} has suffix {suffix!r}: name it .yaml, .jsonl, .csv or .parquet")
+    data = read_bytes(uri, "manifest")
+    if kind == "parquet":
+        return _rows_parquet(data)
+    text = data.decode("utf-8-sig")
+    try:
+        return {"yaml": _rows_yaml, "jsonl": _rows_jsonl, "csv": _rows_csv}[kind](text)
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"manifest {uri} is not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def _under(output: str, prefix: str) -> bool:
+    base = prefix.rstrip("/") + "/"
+    return output.startswith(base)
+
+
+def _problems(error: ValidationError) -> list[str]:
+    out = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "row"
+        message = item["msg"].removeprefix("Value error, ")
+        out.append(f"{field}: {message}")
+    return out
+
+
+def mapping_rows(rows: list[ManifestRow], shape: str) -> tuple[list[ManifestRow], list[str]]:
+    """The rows that are mappings, and a problem for each that is not (or did not parse)."""
+    good, problems = [], []
+    for row in rows:
+        if not isinstance(row.values, dict):
+            problems.append(f"{row.where}: {shape}")
+        elif "__error__" in row.values:
+            problems.append(f"{row.where}: {row.values['__error__']}")
+        else:
+            good.append(row)
+    return good, problems
+
+
+def problems_error(what: str, problems: list[str], consequence: str) -> ManifestError:
+    """One error listing every problem (the first SHOWN_PROBLEMS), so a file is fixed in one go."""
+    more = f"\n  ... and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+    shown = "\n  ".join(problems[:SHOWN_PROBLEMS])
+    return ManifestError(f"{what}: {len(problems)} problem(s), {consequence}:\n  {shown}{more}")
+
+
+def load_manifest(uri: str, output_prefix: str | None = None) -> list[JobSpec]:
+    """Validated jobs, or a ManifestError naming every bad row."""
+    rows = read_rows(uri)
+    if not rows:
+        raise ManifestError(f"manifest {uri} has no jobs")
+    jobs: list[tuple[ManifestRow, JobSpec]] = []
+    good, problems = mapping_rows(rows, "a job is a mapping of job_id, video, audio, output")
+    for row in good:
+        try:
+            jobs.append((row, _anchored(JobSpec.model_validate(row.values), uri)))
+        except ValidationError as exc:
+            problems.extend(f"{row.where}: {p}" for p in _problems(exc))
+    for field in ("job_id", "output"):
+        counts = Counter(getattr(job, field) for _, job in jobs)
+        for row, job in jobs:
+            if counts[getattr(job, field)] > 1:
+                problems.append(f"{row.where}: {field} {getattr(job, field)!r} appears in more than one job")
+    if output_prefix:
+        for row, job in jobs:
+            if not _under(job.output, output_prefix):
+                problems.append(f"{row.where}: output {job.output!r} is outside the allowed prefix {output_prefix!r}")
+    if problems:
+        raise problems_error(f"manifest {uri}", problems, "nothing was run")
+    return [job for _, job in jobs]
+
+
+def _anchored(job: JobSpec, manifest: str) -> JobSpec:
+    """Relative local paths in a local manifest are relative to the manifest's folder."""
+    if not is_local(manifest):
+        return job
+    folder = local_path(manifest).resolve().parent
+    fields = {}
+    for name in ("video", "audio", "output"):
+        value = getattr(job, name)
+        if is_local(value) and not local_path(value).is_absolute():
+            fields[name] = str(folder / value)
+    return job.model_copy(update=fields)
+
+
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema of one manifest row."""
+    return JobSpec.model_json_schema()

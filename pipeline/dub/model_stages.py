@@ -1,0 +1,73 @@
+"""Model stages of a segment: whisper prompts, then the fused generator on the frames with a face.
+
+Row keys read and added:
+- AudioPromptStage: audio, fps, start, stop, status (n,) -> prompts (k, 50, D) float32 for OK frames
+- GenerateStage: crops (k, 256, 256, 3), prompts -> generated (k, 256, 256, 3) uint8; crops and
+  prompts are dropped so only the result travels on
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from musedub.models.generator import MuseTalkGenerator
+from musedub.models.weights.store import DTYPES, ModelStore
+from musedub.pipeline.audio.prompts import AudioPrompter
+from musedub.pipeline.core.stage import Resources, Row
+from musedub.pipeline.dub.options import DubOptions
+from musedub.pipeline.face.crop_geometry import FaceStatus
+from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
+from musedub.pipeline.media.frame_rate import parse_fps
+
+
+@dataclass
+class AudioPromptStage:
+    weights: str
+    device: str = "cpu"
+    resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
+    _prompter: AudioPrompter | None = field(default=None, init=False, repr=False)
+    _audio: tuple[str, np.ndarray] | None = field(default=None, init=False, repr=False)
+
+    def setup(self) -> None:
+        self._prompter = AudioPrompter(ModelStore(self.weights).load_audio_encoder(self.device))
+
+    def _samples(self, uri: str) -> np.ndarray:
+        """The dub audio at 16 kHz, decoded once per job on this worker (segments come in order)."""
+        if self._audio is None or self._audio[0] != uri:
+            self._audio = (uri, decode_audio_16k_mono(uri, "dub audio"))
+        return self._audio[1]
+
+    def __call__(self, row: Row) -> Row:
+        assert self._prompter is not None, "setup() first"
+        prompts = self._prompter.for_waveform(
+            self._samples(row["audio"]), parse_fps(row["fps"]), row["start"], row["stop"]
+        )
+        return {**row, "prompts": prompts[row["status"] == FaceStatus.OK]}
+
+
+@dataclass
+class GenerateStage:
+    weights: str
+    options: DubOptions
+    device: str = "auto"
+    dtype: str = "fp32"
+    resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
+    _generator: MuseTalkGenerator | None = field(default=None, init=False, repr=False)
+
+    def setup(self) -> None:
+        self._generator = ModelStore(self.weights).load_generator(self.options.version, self.device, DTYPES[self.dtype])
+
+    def __call__(self, row: Row) -> Row:
+        assert self._generator is not None, "setup() first"
+        crops, prompts = row["crops"], row["prompts"]
+        device = next(self._generator.parameters()).device
+        out = np.empty_like(crops)
+        for i in range(0, len(crops), self.options.batch_size):
+            batch = torch.from_numpy(crops[i : i + self.options.batch_size]).to(device)  # (B, 256, 256, 3)
+            audio = torch.from_numpy(prompts[i : i + self.options.batch_size])  # (B, 50, D)
+            # at inference the reference image is the target frame itself
+            out[i : i + len(batch)] = self._generator(batch, batch, audio).cpu().numpy()
+        rest = {k: v for k, v in row.items() if k not in ("crops", "prompts")}
+        return {**rest, "generated": out}

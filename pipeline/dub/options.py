@@ -1,0 +1,46 @@
+"""The options of one dubbing job, validated once and logged at its start."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from musedub.models.landmarks import LandmarkBackend
+from musedub.pipeline.dub.length_policy import LengthPolicy
+from musedub.pipeline.media.encode import DEFAULT_CRF, DEFAULT_PRESET
+from pydantic import BaseModel, ConfigDict, Field
+
+MaskSource = Literal["auto", "parsing", "landmarks"]
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+class DubOptions(BaseModel):
+    """Everything that changes a job's output; weights and device are where it runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal["v1.5", "v1.0"] = "v1.5"
+    extra_margin: int = Field(10, ge=0, le=100, description="v1.5: px added below the chin")
+    bbox_shift: int = Field(0, ge=-100, le=100, description="v1.0: px the nose point moves down")
+    length_policy: LengthPolicy = "cycle"
+    crf: int = Field(DEFAULT_CRF, ge=0, le=51, description="x264 quality: lower is better; 16 is visually lossless")
+    preset: Literal[X264_PRESETS] = DEFAULT_PRESET  # type: ignore[valid-type]
+    mbtree: bool = Field(
+        False, description="x264 MB-tree: smaller files, but output bits vary run to run (a resumed batch then differs)"
+    )
+    landmarks: LandmarkBackend = "face-alignment"
+    mask: MaskSource = Field("auto", description="blend mask: BiSeNet parsing when its weights exist, else landmarks")
+    detect_every: int = Field(5, ge=1, le=250, description="full-frame face detection every N frames")
+    smooth_radius: int = Field(2, ge=0, le=25, description="landmarks averaged over +-N frames of a shot")
+    min_face: int = Field(64, ge=8, description="faces whose crop box is smaller than this pass through")
+    still_fps: str = Field("25", description="frame rate given to a still-image video input")
+    segment_seconds: float = Field(10.0, gt=0, le=600)
+    batch_size: int = Field(8, ge=1, le=512)
+    cpu_threads: int = Field(
+        2, ge=1, le=256, description="torch CPU threads per worker: float sums, so output bits, depend on it"
+    )
+
+
+def row_options(row: dict[str, Any], default: DubOptions) -> DubOptions:
+    """A row's own job options (a batch mixes jobs with per-job overrides), else the stage's."""
+    text = row.get("options")
+    return DubOptions.model_validate_json(text) if text else default

@@ -1,0 +1,156 @@
+"""Plan one dubbing job: probe its inputs, fix its length, cut it into track chunks and segments.
+
+The single-video runner and the batch share this, so a job cut into segments on a cluster makes
+the same frames as `musedub dub`. A job's key hashes its inputs' checksums, options and weights:
+segment files named by it are found again by a rerun and ignored once anything changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from musedub.infra.errors import InputError
+from musedub.infra.storage import check_writable, checksum, validate_uri
+from musedub.pipeline.audio.windows import SAMPLE_RATE, video_frame_count
+from musedub.pipeline.core.stage import Row
+from musedub.pipeline.dub.length_policy import output_frame_count, source_frames
+from musedub.pipeline.dub.options import DubOptions
+from musedub.pipeline.dub.segments import Segment, job_id_for, plan_segments
+from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
+from musedub.pipeline.media.frame_rate import parse_fps
+from musedub.pipeline.media.probe import probe_video
+
+PLAN_VERSION = 2  # bump when the same inputs would give different frames
+
+
+def job_key(video: str, audio: str, output: str, checksums: dict[str, str], options: DubOptions, weights: str) -> str:
+    """What a job's output depends on, hashed: equal keys mean the committed output is current.
+    Needs only checksums (a HEAD on object stores), so a catalogue is checked without probing."""
+    identity = {
+        "plan": PLAN_VERSION,
+        "video": video,
+        "audio": audio,
+        "output": output,
+        "checksums": checksums,
+        "options": options.model_dump(mode="json"),
+        "weights": weights,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    job_id: str
+    video: str
+    audio: str
+    output: str
+    options: DubOptions
+    weights: str
+    fps: str
+    video_frames: int  # constant-rate source frames
+    total: int  # output frames
+    audio_seconds: float
+    description: str
+    checksums: dict[str, str]
+    key: str = field(init=False)
+    plan_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        key = job_key(self.video, self.audio, self.output, self.checksums, self.options, self.weights)
+        object.__setattr__(self, "key", key)
+
+    @property
+    def fps_fraction(self) -> Fraction:
+        return parse_fps(self.fps)
+
+    @property
+    def chunk_frames(self) -> int:
+        return max(1, round(Fraction(self.options.segment_seconds) * self.fps_fraction))
+
+    def segments(self) -> list[Segment]:
+        return plan_segments(self.key, self.total, parse_fps(self.fps), self.options.segment_seconds)
+
+    def track_chunks(self) -> list[tuple[int, int]]:
+        """Source frame spans tracked independently (the same length as segments)."""
+        size = self.chunk_frames
+        return [(start, min(start + size, self.video_frames)) for start in range(0, self.video_frames, size)]
+
+    def base_row(self) -> Row:
+        return {
+            "job_id": self.job_id,
+            "job_key": self.key,
+            "video": self.video,
+            "audio": self.audio,
+            "fps": self.fps,
+            "still_fps": self.options.still_fps,
+            "options": self.options.model_dump_json(),
+        }
+
+    def chunk_row(self, start: int, stop: int) -> Row:
+        return {**self.base_row(), "chunk_start": start, "chunk_stop": stop, "frame_count": self.video_frames}
+
+    def segment_row(self, segment: Segment, landmarks: np.ndarray) -> Row:
+        """`landmarks` (video_frames, 68, 2) of the whole source; the row gets its frames' only."""
+        source = source_frames(segment.start, segment.stop, self.video_frames, self.options.length_policy)
+        return {
+            **self.base_row(),
+            "segment_id": segment.segment_id,
+            "start": segment.start,
+            "stop": segment.stop,
+            "source": source,
+            "landmarks": landmarks[source],
+        }
+
+    def report_fields(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "job_key": self.key,
+            "video": self.video,
+            "audio": self.audio,
+            "output": self.output,
+            "video_description": self.description,
+            "fps": self.fps,
+            "source_frames": self.video_frames,
+            "output_frames": self.total,
+            "audio_seconds": self.audio_seconds,
+            "checksums": self.checksums,
+            "options": self.options.model_dump(mode="json"),
+            "weights": self.weights,
+        }
+
+
+def plan_job(job_id: str | None, video: str, audio: str, output: str, options: DubOptions, weights: str) -> JobPlan:
+    """Probe and size one job; InputError (naming the input) when it cannot be dubbed."""
+    started = time.perf_counter()
+    for uri, what in ((video, "video"), (audio, "dub audio")):
+        validate_uri(uri, what)
+    check_writable(output, "output")
+    info = probe_video(video, parse_fps(options.still_fps))
+    samples = decode_audio_16k_mono(audio, "dub audio")
+    total = output_frame_count(video_frame_count(len(samples), info.fps), info.frame_count, options.length_policy)
+    if total == 0:
+        raise InputError(
+            f"dub audio {audio} lasts {len(samples) / SAMPLE_RATE:.3f} s, less than one frame at {info.fps} fps: "
+            "give longer audio"
+        )
+    return JobPlan(
+        job_id=job_id or job_id_for(video, audio, output),
+        video=video,
+        audio=audio,
+        output=output,
+        options=options,
+        weights=weights,
+        fps=str(info.fps),
+        video_frames=info.frame_count,
+        total=total,
+        audio_seconds=round(len(samples) / SAMPLE_RATE, 3),
+        description=info.describe(),
+        checksums={"video": checksum(video, "video"), "audio": checksum(audio, "dub audio")},
+        plan_seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,1 @@
+"""Faces in frames: landmarks over time, shot cuts, crop geometry, parsing masks, blending."""

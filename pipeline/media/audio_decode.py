@@ -1,0 +1,42 @@
+"""Any audio (or the audio track of a video) -> 16 kHz mono float32, with PyAV.
+
+Channels are resampled as they are and averaged afterwards (what librosa's mono load does),
+rather than left to swresample's downmix matrix, which scales by 1/sqrt(2).
+"""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+from musedub.infra.errors import InputError
+from musedub.models.audio_encoder import SAMPLE_RATE
+from musedub.pipeline.media.open import open_media
+
+
+def decode_audio_16k_mono(uri: str, what: str = "audio") -> np.ndarray:
+    """The first audio stream of `uri` as float32 samples at 16 kHz, channels averaged."""
+    with open_media(uri, what, "a wav, mp3, m4a, ...") as container:
+        if not container.streams.audio:
+            raise InputError(f"{what} {uri} has no audio stream: give a file that carries the speech")
+        stream = container.streams.audio[0]
+        chunks: list[np.ndarray] = []
+        resampler: av.AudioResampler | None = None
+        try:
+            for frame in container.decode(stream):
+                if resampler is None:
+                    resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=SAMPLE_RATE)
+                chunks.extend(_to_mono(out) for out in resampler.resample(frame))
+            if resampler is not None:
+                chunks.extend(_to_mono(out) for out in resampler.resample(None))
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{what} {uri} is corrupt ({exc.__class__.__name__}): re-export the file") from None
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if samples.size == 0:
+        raise InputError(f"{what} {uri} holds no samples (0 s): give audio at least one video frame long")
+    return samples
+
+
+def _to_mono(frame: av.AudioFrame) -> np.ndarray:
+    """A packed float frame -> (n,) mono: (1, n*channels) interleaved -> (n, channels) -> mean."""
+    channels = len(frame.layout.channels)
+    return frame.to_ndarray().reshape(-1, channels).mean(axis=1, dtype=np.float32)

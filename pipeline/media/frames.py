@@ -1,0 +1,110 @@
+"""Decoded, upright RGB frames of a probed video for any sequence of constant-rate frame indices.
+
+Only a handful of full frames is ever held: forward runs stream straight from the decoder, and
+backward runs (the forward-backward cycle) are decoded forward in blocks of `BACKWARD_BLOCK`
+frames and handed out reversed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import av
+import numpy as np
+from musedub.infra.errors import InputError
+from musedub.infra.storage import open_input
+from musedub.pipeline.media.probe import VideoInfo
+
+BACKWARD_BLOCK = 16
+SEEK_THRESHOLD = 48  # decoding this many frames forward is cheaper than a seek to a keyframe
+
+
+class FrameReader:
+    """Reads frames of one video; use as a context manager."""
+
+    def __init__(self, info: VideoInfo, what: str = "video") -> None:
+        self.info = info
+        self.what = what
+        self._opener = open_input(info.uri, what)
+        source = self._opener.__enter__()
+        self._container = av.open(source, mode="r")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self._index_of = {int(p): i for i, p in enumerate(info.pts)}
+        self._decoder: Iterator[tuple[int, av.VideoFrame]] | None = None
+        self._position = -1  # source index of the last frame the decoder produced
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._container.close()
+        self._opener.__exit__(None, None, None)
+
+    def frames(self, indices: Sequence[int] | np.ndarray) -> Iterator[np.ndarray]:
+        """RGB (H, W, 3) uint8 frames for constant-rate frame `indices`, in that order."""
+        wanted = self.info.source_index[np.asarray(indices, dtype=np.int64)]  # (n,) source frames
+        i = 0
+        while i < len(wanted):
+            j = i + 1
+            while j < len(wanted) and wanted[j] >= wanted[j - 1]:
+                j += 1
+            if j - i >= 2 or j == len(wanted):
+                yield from self._forward(wanted[i:j])
+            else:
+                j = i + 1
+                while j < len(wanted) and j - i < BACKWARD_BLOCK and wanted[j] <= wanted[j - 1]:
+                    j += 1
+                block = self._collect(wanted[i:j])
+                yield from (block[int(s)] for s in wanted[i:j])
+            i = j
+
+    def _forward(self, sources: np.ndarray) -> Iterator[np.ndarray]:
+        """Non-decreasing source indices, streamed; repeats yield the same frame again."""
+        current: tuple[int, np.ndarray] | None = None
+        for s in sources:
+            if current is None or current[0] != s:
+                current = (int(s), self._frame_at(int(s)))
+            yield current[1]
+
+    def _collect(self, sources: np.ndarray) -> dict[int, np.ndarray]:
+        """The distinct frames of a short block by source index, decoded in order."""
+        return {s: self._frame_at(s) for s in sorted({int(s) for s in sources})}
+
+    def _frame_at(self, source: int) -> np.ndarray:
+        """Decode up to source frame `source`, seeking back to a keyframe only when needed."""
+        if self._decoder is None or source <= self._position or source - self._position > SEEK_THRESHOLD:
+            self._seek(source)
+        assert self._decoder is not None
+        for index, frame in self._decoder:
+            self._position = index
+            if index == source:
+                return self._upright(frame)
+            if index > source:
+                break
+        raise InputError(
+            f"{self.what} {self.info.uri} stops decoding before frame {source} of {self.info.source_frames}: "
+            "the file is truncated or corrupt, re-export it"
+        )
+
+    def _seek(self, source: int) -> None:
+        if self._decoder is not None or source > 0:
+            self._container.seek(int(self.info.pts[source]), stream=self._stream, backward=True, any_frame=False)
+        self._decoder = self._decode()
+        self._position = -1
+
+    def _decode(self) -> Iterator[tuple[int, av.VideoFrame]]:
+        try:
+            for frame in self._container.decode(self._stream):
+                index = self._index_of.get(frame.pts if frame.pts is not None else -1)
+                if index is not None:
+                    yield index, frame
+        except av.error.FFmpegError as exc:
+            raise InputError(
+                f"{self.what} {self.info.uri} is corrupt ({exc.__class__.__name__}): re-export the video"
+            ) from None
+
+    def _upright(self, frame: av.VideoFrame) -> np.ndarray:
+        rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3) as stored
+        turns = round(self.info.rotation / 90) % 4
+        return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb

@@ -1,0 +1,104 @@
+"""Catalogue reading (wide and long shapes, every bad row named) and staleness by job key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from musedub.infra.storage import checksum
+from musedub.pipeline.catalog.catalogue import load_catalog
+from musedub.pipeline.catalog.plan import CURRENT, MISSING, NEW, STALE, plan_catalog
+from musedub.pipeline.dub.manifest import ManifestError
+from musedub.pipeline.dub.options import DubOptions
+from musedub.pipeline.dub.plan import job_key
+from musedub.pipeline.dub.report import report_uri
+
+
+def test_wide_csv_gives_one_entry_per_title_and_language(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.csv"
+    path.write_text("title_id,video,audio_es,audio_pt-BR\nt1,/v/1.mp4,/a/1es.wav,\nt2,s3://b/2.mp4,,s3://b/2pt.wav\n")
+    entries = {e.job_id: e for e in load_catalog(str(path))}
+    assert set(entries) == {"t1.es", "t1.pt-BR", "t2.es", "t2.pt-BR"}
+    assert entries["t1.es"].audio == "/a/1es.wav" and entries["t1.pt-BR"].audio is None
+    assert entries["t2.pt-BR"].output("s3://out/dub") == "s3://out/dub/t2/pt-BR.mp4"
+
+
+def test_long_parquet_reads_the_same(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "title_id": ["t1", "t1"],
+            "video": ["/v/1.mp4", "/v/1.mp4"],
+            "language": ["es", "fr"],
+            "audio": ["/a/es.wav", None],
+        }
+    )
+    pq.write_table(table, tmp_path / "catalog.parquet")
+    entries = load_catalog(str(tmp_path / "catalog.parquet"))
+    assert [(e.job_id, e.audio) for e in entries] == [("t1.es", "/a/es.wav"), ("t1.fr", None)]
+
+
+def test_every_bad_row_is_named_before_anything_is_planned(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.csv"
+    path.write_text(
+        "title_id,video,audio_es,audio_x1\n"
+        "ok,/v.mp4,/a.wav,\n"
+        "bad id,/v.mp4,/a.wav,\n"
+        "t3,,ftp://host/a.wav,\n"
+        "ok,/v.mp4,/b.wav,\n"
+    )
+    with pytest.raises(ManifestError) as error:
+        load_catalog(str(path))
+    message = str(error.value)
+    assert "line 2: language 'x1'" in message
+    assert "line 3: title_id 'bad id'" in message
+    assert "line 4: video is missing" in message and "unsupported scheme 'ftp'" in message
+    assert "line 5: title ok language es also at line 2" in message
+
+
+def test_plan_sorts_new_stale_current_and_missing_by_recorded_job_keys(tmp_path: Path) -> None:
+    video, audio, changed = tmp_path / "v.mp4", tmp_path / "a.wav", tmp_path / "b.wav"
+    video.write_bytes(b"video"), audio.write_bytes(b"audio"), changed.write_bytes(b"old audio")
+    out = tmp_path / "out"
+    options, weights = DubOptions(), "weights"
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text(
+        f"title_id,video,audio_es,audio_fr,audio_de\nt1,{video},{audio},{changed},\nt2,{video},{audio},/gone.wav,\n"
+    )
+    entries = load_catalog(str(catalog))
+
+    def commit(job: str, audio_file: Path) -> None:  # what a finished dub leaves: output + report
+        title, language = job.split(".")
+        output = out / title / f"{language}.mp4"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(b"mp4")
+        sums = {"video": checksum(str(video), "video"), "audio": checksum(str(audio_file), "audio")}
+        key = job_key(str(video), str(audio_file), str(output), sums, options, weights)
+        report = {"job_key": key, "checksums": sums, "options": options.model_dump(mode="json"), "weights": weights}
+        Path(report_uri(str(output))).write_text(json.dumps(report))
+
+    commit("t1.es", audio)
+    commit("t1.fr", changed)
+    changed.write_bytes(b"new audio")  # the fr dub was re-delivered
+    plan = plan_catalog(entries, str(out), options, weights)
+    status = {e.entry.job_id: (e.status, e.reason) for e in plan.entries}
+    assert status["t1.es"] == (CURRENT, "")
+    assert status["t1.fr"] == (STALE, "audio changed")
+    assert status["t2.es"] == (NEW, "")
+    assert status["t1.de"][0] == status["t2.de"][0] == MISSING
+    assert status["t2.fr"][0] == MISSING and "/gone.wav" in status["t2.fr"][1]
+    assert plan.summary() == {
+        "titles": 2,
+        "languages": 3,
+        "to do": 2,
+        "new": 1,
+        "stale": 1,
+        "up to date": 1,
+        "missing input": 3,
+    }
+    assert {json.loads(line)["job_id"] for line in plan.manifest_lines().splitlines()} == {"t1.fr", "t2.es"}
+    # other options make every committed output stale, and say why
+    other = plan_catalog(entries, str(out), DubOptions(crf=20), weights)
+    assert {e.reason for e in other.entries if e.entry.job_id == "t1.es"} == {"options changed"}

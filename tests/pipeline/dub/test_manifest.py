@@ -1,0 +1,81 @@
+"""Manifests in every format are read with row positions; every bad row is refused up front."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from musedub.jobs.cli import main
+from musedub.pipeline.dub.manifest import ManifestError, load_manifest, manifest_schema
+
+GOOD = [
+    {"job_id": "a", "video": "in/a.mp4", "audio": "in/a.wav", "output": "/out/a.mp4"},
+    {"job_id": "b", "video": "s3://bucket/b.mp4", "audio": "s3://bucket/b.wav", "output": "s3://out/b.mp4", "crf": 20},
+]
+
+
+def write(path: Path, rows: list[dict]) -> Path:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    if path.suffix == ".jsonl":
+        path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    elif path.suffix == ".yaml":
+        path.write_text("jobs:\n" + "".join("  - " + json.dumps(r) + "\n" for r in rows))
+    elif path.suffix == ".csv":
+        path.write_text(",".join(keys) + "\n" + "".join(",".join(str(r.get(k, "")) for k in keys) + "\n" for r in rows))
+    else:
+        pq.write_table(pa.table({k: [r.get(k) for r in rows] for k in keys}), path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".yaml", ".csv", ".parquet"])
+def test_every_format_reads_the_same_jobs(tmp_path: Path, suffix: str) -> None:
+    jobs = load_manifest(str(write(tmp_path / f"m{suffix}", GOOD)))
+    assert [j.job_id for j in jobs] == ["a", "b"]
+    assert jobs[0].video == str(tmp_path / "in/a.mp4")  # relative to the manifest's folder
+    assert jobs[1].video == "s3://bucket/b.mp4" and jobs[1].overrides() == {"crf": 20}
+
+
+@pytest.mark.parametrize(
+    ("suffix", "where"), [(".jsonl", "line"), (".yaml", "line"), (".csv", "line"), (".parquet", "row")]
+)
+def test_every_bad_row_is_reported_with_its_position(tmp_path: Path, suffix: str, where: str) -> None:
+    rows = [
+        GOOD[0],
+        {"job_id": "a", "video": "v.mp4", "audio": "x.wav", "output": "/out/c.mp4"},  # duplicate job_id
+        {"job_id": "d", "video": "v.mp4", "audio": "x.wav", "output": "/out/a.mp4"},  # same output as a
+        {"job_id": "e", "video": "v.mp4", "audio": "x.wav", "output": "/out/../etc/e.mp4"},  # escapes
+        {"job_id": "f", "video": "ftp://host/v.mp4", "audio": "x.wav", "output": "/out/f.mp4"},  # scheme
+        {"job_id": "g", "video": "v.mp4", "output": "/out/g.mp4"},  # no audio
+    ]
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(str(write(tmp_path / f"m{suffix}", rows)), output_prefix="/out")
+    text = str(caught.value)
+    first = 2 if where == "line" else 1  # a header line or `jobs:` comes first
+    if suffix == ".jsonl":
+        first = 1
+    at = [f"{where} {first + i}" for i in range(len(rows))]
+    assert f"{at[1]}: job_id 'a' appears in more than one job" in text
+    assert f"{at[2]}: output '/out/a.mp4' appears in more than one job" in text
+    assert f"{at[3]}: output: output '/out/../etc/e.mp4' contains '..'" in text
+    assert f"{at[4]}: video: video 'ftp://host/v.mp4' has unsupported scheme 'ftp'" in text
+    assert f"{at[5]}: audio: Field required" in text
+    assert "nothing was run" in text
+
+
+def test_outputs_outside_the_prefix_and_the_cli_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write(tmp_path / "m.jsonl", GOOD)
+    assert main(["batch", str(manifest), "--output-prefix", "s3://out"]) == 2
+    assert "line 1: output '/out/a.mp4' is outside the allowed prefix 's3://out'" in capsys.readouterr().err
+
+
+def test_schema_describes_a_row(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["batch", "--schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema == manifest_schema() and set(schema["required"]) == {"job_id", "video", "audio", "output"}
+    jsonschema.validate(GOOD[1], schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**GOOD[1], "crf": 99}, schema)
