@@ -20,13 +20,15 @@ from collections import Counter
 from pathlib import Path
 
 from dub_path import FACE_SCALE, FPS, SIZE, long_speech
+
 from musedub.infra.ray_cluster import connect
 from musedub.infra.sample_media import write_clip
 from musedub.models.weights.random import write_random_weights
-from musedub.pipeline.dub.batch import BatchRunner, BatchSettings, JobOutcome, JobState
+from musedub.pipeline.dub.batch import BatchRunner, BatchSettings, JobState
 from musedub.pipeline.dub.local_runner import LocalRunner
 from musedub.pipeline.dub.manifest import JobSpec
 from musedub.pipeline.dub.options import DubOptions
+from musedub.pipeline.dub.outcome import JobOutcome
 
 STAGES = ("probe", "TrackFaces", "Crop", "AudioPrompt", "Generate", "BlendEncode", "stitch+commit")
 
@@ -94,7 +96,7 @@ def main() -> None:
             for i in range(args.jobs)
         ]
         tick = time.perf_counter()
-        outcomes = BatchRunner(BatchSettings(weights, options, "cpu"), resources).run(specs, Quiet())
+        outcomes = BatchRunner(BatchSettings(weights, options, "cpu"), resources).run(specs, Quiet()).outcomes
         ray_seconds = time.perf_counter() - tick
         assert all(o.status == "done" for o in outcomes), [o.error for o in outcomes if o.error]
         print(

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from musedub.infra.sample_media import write_audio, write_clip
 from musedub.models.face_parsing import BiSeNet, FaceParser
 from musedub.models.landmarks import load_landmark_detector

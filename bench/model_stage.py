@@ -20,13 +20,14 @@ from functools import partial
 import numpy as np
 import torch
 from diffusers import AutoencoderKL
+from skimage.data import astronaut
+from transformers import WhisperConfig, WhisperFeatureExtractor
+
 from musedub.models.audio_encoder import TINY_WHISPER_CONFIG, WHISPER_TINY_CONFIG, WINDOW_SAMPLES, WhisperAudioEncoder
 from musedub.models.generator import MuseTalkGenerator
 from musedub.models.unet import MUSETALK_UNET_CONFIG, TINY_UNET_CONFIG, MuseTalkUNet
 from musedub.models.vae import SD_VAE_CONFIG, TINY_VAE_CONFIG, CropAutoencoder
 from musedub.models.weights.store import DTYPES, ModelStore, resolve_device
-from skimage.data import astronaut
-from transformers import WhisperConfig, WhisperFeatureExtractor
 
 
 def build(size: str, weights: str | None) -> tuple[MuseTalkGenerator, WhisperAudioEncoder]:

@@ -34,9 +34,6 @@ def connect(address: str | None = None, num_cpus: int | None = None, log_to_driv
                 log_to_driver=log_to_driver,
                 runtime_env={"env_vars": WORKER_ENV},
             )
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False  # the batch prints its own per-job progress
-        ctx.print_on_execution_start = False
     resources = ray.cluster_resources()
     log.info("ray cluster: %s", {k: v for k, v in resources.items() if k in ("CPU", "GPU", "memory")})
     return resources

@@ -17,6 +17,7 @@ from typing import IO
 from urllib.parse import urlsplit
 
 import fsspec
+
 from musedub.infra.errors import InputError
 
 REMOTE_SCHEMES = frozenset({"s3", "gs", "gcs", "az", "abfs", "abfss"})

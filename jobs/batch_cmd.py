@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
 from typing import Annotated
 
 import typer
+
 from musedub.infra.errors import ConfigError
-from musedub.infra.ray_cluster import connect
+from musedub.jobs import api
 from musedub.jobs.job_flags import (
     DEFAULTS,
     Address,
@@ -39,8 +39,10 @@ from musedub.jobs.job_flags import (
     check_dtype,
 )
 from musedub.models.weights.store import DEFAULT_WEIGHTS
-from musedub.pipeline.dub.batch import BatchRunner, BatchSettings, JobOutcome, JobState
+from musedub.pipeline.core.run import Run
+from musedub.pipeline.dub.batch import BatchSettings, JobState
 from musedub.pipeline.dub.manifest import JobSpec, load_manifest, manifest_schema
+from musedub.pipeline.dub.outcome import BatchResult, JobOutcome
 
 log = logging.getLogger(__name__)
 
@@ -127,19 +129,28 @@ def batch(
     options = build_options(locals())  # batch-wide defaults; manifest rows override per job
     jobs = load_manifest(manifest, output_prefix)
     settings = BatchSettings(weights, options, device, dtype, work, cpu_pool, gpu_pool)
-    outcomes = run_batch(jobs, settings, address, num_cpus, keep_work)
-    if any(o.status == "failed" for o in outcomes):
+    result = run_batch(jobs, settings, address, num_cpus, keep_work)
+    if result.failed:
         raise typer.Exit(1)
 
 
 def run_batch(
-    jobs: list[JobSpec], settings: BatchSettings, address: str | None, num_cpus: int | None, keep_work: bool
-) -> list[JobOutcome]:
+    jobs: list[JobSpec],
+    settings: BatchSettings,
+    address: str | None,
+    num_cpus: int | None,
+    keep_work: bool,
+    run: Run | None = None,
+) -> BatchResult:
     """Join or start the cluster, run the jobs with progress lines, print the summary table."""
     log.info("batch: %d jobs; settings %s", len(jobs), settings)
-    resources = connect(address, num_cpus)
-    outcomes = BatchRunner(settings, resources, keep_work).run(jobs, Progress())
-    typer.echo(summary_table(outcomes))
-    counts = Counter(o.status for o in outcomes)
-    typer.echo(f"{counts['done']} dubbed, {counts['up to date']} up to date, {counts['failed']} failed")
-    return outcomes
+    result = api.batch(
+        jobs, settings=settings, address=address, num_cpus=num_cpus, keep_work=keep_work, progress=Progress(), run=run
+    )
+    typer.echo(summary_table(result.outcomes))
+    counts = result.counts()
+    typer.echo(
+        f"{counts['done']} dubbed, {counts['up to date']} up to date, {counts['failed']} failed; "
+        f"run {result.run_id}: errors table {result.run_uri}/errors"
+    )
+    return result

@@ -14,6 +14,7 @@ import uuid
 from typing import Annotated
 
 import typer
+
 from musedub.infra.lease import Lease
 from musedub.infra.storage import validate_uri, write_bytes_atomic
 from musedub.jobs.batch_cmd import run_batch
@@ -40,8 +41,9 @@ from musedub.models.weights.store import DEFAULT_WEIGHTS
 from musedub.pipeline.catalog.catalogue import CatalogEntry, load_catalog
 from musedub.pipeline.catalog.plan import CatalogPlan, plan_catalog
 from musedub.pipeline.catalog.run import RunRecord, lease_prefix, plan_uri
-from musedub.pipeline.dub.batch import BatchSettings, JobOutcome
+from musedub.pipeline.dub.batch import BatchSettings
 from musedub.pipeline.dub.options import DubOptions
+from musedub.pipeline.dub.outcome import JobOutcome
 
 log = logging.getLogger(__name__)
 app = typer.Typer(no_args_is_help=True, help="Dub what a catalogue is missing or has stale, on a schedule.")
@@ -124,8 +126,11 @@ def run(
         result = _plan(entries, output_prefix, options, weights)  # under the lease: outputs as they are now
         record.plan = result.summary()
         if result.todo:
-            settings = BatchSettings(weights, options, device, dtype, cpu_pool=cpu_pool, gpu_pool=gpu_pool)
-            outcomes = run_batch(result.jobs(), settings, address, num_cpus, keep_work=False)
+            run = record.batch_run()
+            settings = BatchSettings(
+                weights, options, device, dtype, cpu_pool=cpu_pool, gpu_pool=gpu_pool, runs=run.root
+            )
+            outcomes = run_batch(result.jobs(), settings, address, num_cpus, False, run).outcomes
         lease.check()
         failed = any(o.status == "failed" for o in outcomes)
         record.finish("failed" if failed else "done", outcomes)

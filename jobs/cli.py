@@ -6,6 +6,7 @@ import logging
 import sys
 
 import typer
+
 from musedub.infra.errors import MusedubError
 from musedub.jobs import batch_cmd, catalog_cmd, dub_cmd, eval_cmd, features_cmd, preprocess_cmd, train_cmd, weights_cmd
 

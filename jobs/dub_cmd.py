@@ -6,6 +6,8 @@ import logging
 from typing import Annotated
 
 import typer
+
+from musedub.jobs import api
 from musedub.jobs.job_flags import (
     DEFAULTS,
     BatchSize,
@@ -28,7 +30,6 @@ from musedub.jobs.job_flags import (
     check_dtype,
 )
 from musedub.models.weights.store import DEFAULT_WEIGHTS
-from musedub.pipeline.dub.local_runner import LocalRunner
 from musedub.pipeline.dub.report import report_uri
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def dub(
         device,
         options.model_dump_json(),
     )
-    report = LocalRunner(options, weights, device, dtype).dub(video, audio, output)
+    report = api.dub(video, audio, output, options, weights, device, dtype)
     faces = ", ".join(f"{k} {v}" for k, v in report.faces.items())
     typer.echo(
         f"wrote {output}: {report.output_frames} frames at {report.fps} fps ({faces}); report {report_uri(output)}"

@@ -10,11 +10,15 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+
 from musedub.infra.ray_cluster import connect
 from musedub.infra.storage import validate_uri, write_bytes_atomic
 from musedub.jobs.job_flags import Address, Landmarks, NumCpus, Weights
 from musedub.models.weights.store import DEFAULT_WEIGHTS
+from musedub.pipeline.core.errors import ErrorRecord
 from musedub.pipeline.core.ray_adapter import map_items
+from musedub.pipeline.core.run import Run, runs_beside
+from musedub.pipeline.core.stage import ITEM_ID
 from musedub.pipeline.dub.manifest import load_manifest
 from musedub.pipeline.evaluation.metrics import frechet_distance, gaussian
 from musedub.pipeline.evaluation.stage import EvalStage
@@ -27,10 +31,14 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(results: list[dict[str, Any]], errors: list[ErrorRecord]) -> dict[str, Any]:
     """Dataset FID over every face of every job; CSIM and LSE averaged over the jobs that have them."""
-    done = [r for r in results if not r["error"]]
-    summary: dict[str, Any] = {"jobs": len(results), "evaluated": len(done), "fid_features": "vgg19 relu5_1 (avg)"}
+    done = results
+    summary: dict[str, Any] = {
+        "jobs": len(results) + len(errors),
+        "evaluated": len(done),
+        "fid_features": "vgg19 relu5_1 (avg)",
+    }
     if done:
         real = np.concatenate([np.frombuffer(r["real_features"], np.float32).reshape(-1, r["dim"]) for r in done])
         fake = np.concatenate([np.frombuffer(r["fake_features"], np.float32).reshape(-1, r["dim"]) for r in done])
@@ -41,9 +49,10 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
         summary["lse_d"] = float(np.mean([r["lse_d"] for r in synced])) if synced else None
         summary["lse_c"] = float(np.mean([r["lse_c"] for r in synced])) if synced else None
     summary["per_job"] = [
-        {k: _finite(r.get(k)) for k in ("job_id", "output", "csim", "lse_d", "lse_c", "offset", "faces", "error")}
+        {k: _finite(r.get(k)) for k in ("job_id", "output", "csim", "lse_d", "lse_c", "offset", "faces")}
         for r in results
     ]
+    summary["failed"] = {e.item_id: e.message for e in errors}
     return summary
 
 
@@ -68,12 +77,15 @@ def evaluate(
         landmarks,
         max_frames,
     )
-    rows = [{"job_id": j.job_id, "video": j.video, "output": j.output} for j in jobs]
-    results = list(map_items(rows, partial(EvalStage, weights, landmarks, max_frames), connect(address, num_cpus)))
-    for result in results:
-        if result["error"]:
-            typer.echo(f"[{result['job_id']}] failed: {result['error']}", err=True)
-    summary = summarise(results)
+    rows = [{ITEM_ID: j.job_id, "job_id": j.job_id, "video": j.video, "output": j.output} for j in jobs]
+    run = Run(runs_beside(report or jobs[0].output))
+    connect(address, num_cpus)
+    results = list(map_items(rows, partial(EvalStage, weights, landmarks, max_frames), run.errors))
+    errors = run.errors.read()
+    for error in errors:
+        typer.echo(f"[{error.item_id}] failed: {error.message}", err=True)
+    summary = {"run_id": run.run_id, **summarise(results, errors)}
+    run.write_summary(summary)
     text = json.dumps(summary, indent=2)
     typer.echo(text)
     if report:

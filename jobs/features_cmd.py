@@ -8,6 +8,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+
 from musedub.infra.errors import InputError
 from musedub.infra.storage import validate_uri, write_bytes_atomic
 from musedub.models.weights.store import DEFAULT_WEIGHTS, ModelStore

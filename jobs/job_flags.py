@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import typer
+from pydantic import ValidationError
+
 from musedub.infra.errors import ConfigError
 from musedub.models.landmarks import LandmarkBackend
 from musedub.models.weights.store import DTYPES
 from musedub.pipeline.dub.length_policy import LengthPolicy
 from musedub.pipeline.dub.options import DubOptions, MaskSource
-from pydantic import ValidationError
 
 Landmarks = Annotated[LandmarkBackend, typer.Option(help="face-alignment (S3FD+FAN) or dlib.")]
 Mask = Annotated[

@@ -8,12 +8,14 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
+
 from musedub.infra.errors import ConfigError
 from musedub.infra.ray_cluster import connect
 from musedub.jobs.job_flags import Address, DetectEvery, Landmarks, NumCpus, Weights
 from musedub.models.landmarks import S3FD_FILE, dlib_predictor_path
 from musedub.models.weights.store import DEFAULT_WEIGHTS, ModelStore
-from musedub.pipeline.dataset.preprocess import plan_preprocess, run_preprocess, summarise
+from musedub.pipeline.core.run import Run
+from musedub.pipeline.dataset.preprocess import plan_preprocess, run_preprocess, runs_root, summarise
 from musedub.pipeline.dataset.settings import PreprocessSettings
 from musedub.pipeline.dataset.sis import SisSettings
 from musedub.pipeline.dataset.sis_index import plan_index, run_index
@@ -80,10 +82,16 @@ def preprocess(
     check_models(settings)
     plan = plan_preprocess(src, out, settings, retry_failed)
     typer.echo(f"{len(plan.todo)} source(s) to process, {len(plan.done)} already done", err=True)
-    results = run_preprocess(plan, settings, connect(address, num_cpus), _report) if plan.todo else []
+    run = Run(runs_root(out))
+    results = []
+    if plan.todo:
+        connect(address, num_cpus)
+        results = run_preprocess(plan, settings, run, _report)
     this_run = summarise(results)
     everything = summarise(plan.done + results)
-    typer.echo(json.dumps({"this_run": this_run, "dataset": everything}, indent=2))
+    body = {"run_id": run.run_id, "errors_table": run.errors.uri, "this_run": this_run, "dataset": everything}
+    run.write_summary(body)
+    typer.echo(json.dumps(body, indent=2))
     if results and this_run["failed"] == len(results):
         raise typer.Exit(1)  # nothing usable came out of this run
 
@@ -102,19 +110,22 @@ def index(
     settings = SisSettings(ratio=ratio, exclusion=exclusion, fallback_radius=fallback_radius)
     todo, current = plan_index(out, settings)
     typer.echo(f"{len(todo)} source(s) to index, {current} current", err=True)
-    results = run_index(todo, settings, connect(address, num_cpus)) if todo else []
-    failed = len(todo) - len(results)
-    typer.echo(
-        json.dumps(
-            {
-                "indexed": len(results),
-                "current": current,
-                "failed": failed,
-                "frames": sum(r["frames"] for r in results),
-                "fallback_frames": sum(r["fallback"] for r in results),
-            }
-        )
-    )
-    if failed:
-        typer.echo(f"{failed} source(s) failed: see {out}/_sis/failed-*.txt", err=True)
-        raise typer.Exit(1)
+    run = Run(runs_root(out))
+    results = []
+    if todo:
+        connect(address, num_cpus)
+        results = run_index(todo, settings, run)
+    errors = run.errors.read()
+    body = {
+        "run_id": run.run_id,
+        "indexed": len(results),
+        "current": current,
+        "failed": len(errors),
+        "frames": sum(r["frames"] for r in results),
+        "fallback_frames": sum(r["fallback"] for r in results),
+        "errors": {e.item_id: e.message for e in errors},
+    }
+    run.write_summary(body)
+    typer.echo(json.dumps(body))
+    if errors:
+        typer.echo(f"{len(errors)} source(s) failed: errors table {run.errors.uri}", err=True)

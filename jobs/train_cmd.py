@@ -6,6 +6,7 @@ import logging
 from typing import Annotated
 
 import typer
+
 from musedub.infra.errors import ConfigError
 from musedub.infra.ray_cluster import connect
 from musedub.jobs.job_flags import Address, NumCpus

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from musedub.models.weights.compose import compose_weights
 from musedub.models.weights.download import download_release
 from musedub.models.weights.layout import UnetVersion

@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from musedub.infra.errors import ConfigError
-from musedub.models.checkpoint import load_strict, read_state_dict
 from torch import nn
 from transformers import WhisperConfig, WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+from musedub.infra.errors import ConfigError
+from musedub.models.checkpoint import load_strict, read_state_dict
 
 SAMPLE_RATE = 16_000
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # whisper's fixed 30 s input

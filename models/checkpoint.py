@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from musedub.infra.errors import ConfigError, WeightsMismatchError
 from torch import nn
+
+from musedub.infra.errors import ConfigError, WeightsMismatchError
 
 SHOWN = 5  # keys listed per kind of difference; the count says how many more there are
 

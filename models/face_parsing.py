@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from musedub.models.checkpoint import load_strict, read_state_dict
 from torch import nn
+
+from musedub.models.checkpoint import load_strict, read_state_dict
 
 PARSE_SIZE = 512
 NUM_CLASSES = 19

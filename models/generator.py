@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from musedub.models.unet import MuseTalkUNet
 from musedub.models.vae import CropAutoencoder
-from torch import nn
 
 
 class MuseTalkGenerator(nn.Module):

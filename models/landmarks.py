@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 import torch
+
 from musedub.infra.errors import ConfigError
 
 LandmarkBackend = Literal["face-alignment", "dlib"]

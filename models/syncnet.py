@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from musedub.infra.errors import ConfigError
-from musedub.models.checkpoint import load_strict, read_state_dict
 from torch import nn
 from torch.nn import functional as F
+
+from musedub.infra.errors import ConfigError
+from musedub.models.checkpoint import load_strict, read_state_dict
 
 SYNC_FRAMES = 16
 MEL_BINS = 80

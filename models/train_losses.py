@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
+
 from musedub.models.discriminator import PatchDiscriminator
 from musedub.models.syncnet import SyncNet
 from musedub.models.vgg19 import VGG19Features
-from torch.nn import functional as F
 
 PYRAMID_SCALES = 4
 

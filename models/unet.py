@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 from diffusers import UNet2DConditionModel
+from torch import nn
+
 from musedub.infra.errors import ConfigError
 from musedub.models.checkpoint import load_strict, read_state_dict
-from torch import nn
 
 # The published musetalk.json (v1.0 and v1.5 share it); 849.95 M parameters.
 MUSETALK_UNET_CONFIG: dict[str, Any] = {

@@ -11,8 +11,9 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderKL
-from musedub.infra.errors import ConfigError, WeightsMismatchError
 from torch import nn
+
+from musedub.infra.errors import ConfigError, WeightsMismatchError
 
 CROP_SIZE = 256
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from musedub.infra.errors import ConfigError
 from musedub.models.checkpoint import load_strict, read_state_dict
-from torch import nn
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 VGG19_WIDTHS = (64, 128, 256, 512, 512)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from musedub.infra.sample_media import write_audio
 from musedub.models.audio_encoder import WhisperAudioEncoder
 from musedub.models.face_parsing import SKIN
@@ -124,6 +125,7 @@ def ray_cluster(s3_endpoint: str) -> Iterator[str]:
     """A local 2-CPU Ray cluster for the session, started after the S3 endpoint is in the
     environment its workers inherit; yields its GCS address for driver subprocesses."""
     import ray
+
     from musedub.infra.ray_cluster import connect
 
     connect(num_cpus=2)

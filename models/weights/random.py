@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL
+from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
 from musedub.models.audio_encoder import TINY_WHISPER_CONFIG, WHISPER_TINY_CONFIG
 from musedub.models.face_parsing import BiSeNet
 from musedub.models.syncnet import SYNCNET_CONFIG, TINY_SYNCNET_CONFIG, SyncNet
@@ -17,7 +19,6 @@ from musedub.models.unet import MUSETALK_UNET_CONFIG, TINY_UNET_CONFIG, MuseTalk
 from musedub.models.vae import SD_VAE_CONFIG, TINY_VAE_CONFIG
 from musedub.models.vgg19 import TINY_VGG19_WIDTHS, VGG19_WIDTHS, VGG19Features
 from musedub.models.weights.layout import RANDOM_MARKER, UNET_DIRS, UNET_WEIGHT_NAMES, WeightsLayout
-from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
 
 def write_random_weights(root: Path, tiny: bool, seed: int = 0, with_v10: bool = False) -> WeightsLayout:

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+
 from musedub.infra.errors import ConfigError
 from musedub.infra.storage import filesystem, is_local, local_path, validate_uri
 from musedub.models.audio_encoder import WhisperAudioEncoder

@@ -7,9 +7,10 @@ below the peak and scaled to about [-1, 1] as whisper does, but per clip rather 
 from __future__ import annotations
 
 import numpy as np
+from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
+
 from musedub.models.audio_encoder import SAMPLE_RATE
 from musedub.models.syncnet import MEL_BINS, MEL_PER_FRAME, SYNC_FRAMES
-from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
 
 N_FFT = 400
 HOP = 160

@@ -12,6 +12,7 @@ from fractions import Fraction
 
 import numpy as np
 import torch
+
 from musedub.infra.errors import InputError
 from musedub.models.audio_encoder import WINDOW_FRAMES, WINDOW_SAMPLES, WhisperAudioEncoder
 from musedub.pipeline.audio.windows import (

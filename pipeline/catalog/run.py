@@ -3,6 +3,7 @@
 `<prefix>/.musedub-catalog/lease/`        the lease that keeps two runs from dubbing one job
 `<prefix>/.musedub-catalog/plans/T.jsonl` manifests written by `catalog plan`
 `<prefix>/.musedub-catalog/runs/T-ID.json` what each `catalog run` did
+`<prefix>/.musedub-catalog/runs/T-ID/errors/` its errors table (Parquet)
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from musedub.infra.storage import join_uri, write_bytes_atomic
-from musedub.pipeline.dub.batch import JobOutcome
+from musedub.pipeline.core.run import Run
+from musedub.pipeline.dub.outcome import JobOutcome
 
 FOLDER = ".musedub-catalog"
 
@@ -50,8 +52,16 @@ class RunRecord:
         self.jobs = [asdict(o) for o in outcomes]
 
     @property
+    def name(self) -> str:
+        return f"{stamp(self.started)}-{self.run_id}"
+
+    @property
     def uri(self) -> str:
-        return join_uri(self.output_prefix, FOLDER, "runs", f"{stamp(self.started)}-{self.run_id}.json")
+        return join_uri(self.output_prefix, FOLDER, "runs", f"{self.name}.json")
+
+    def batch_run(self) -> Run:
+        """The batch's run folder (errors table) beside this record."""
+        return Run(join_uri(self.output_prefix, FOLDER, "runs"), self.name)
 
     def write(self) -> str:
         body = {

@@ -1,8 +1,9 @@
-"""The one place stages meet Ray: each stage becomes a Ray Data actor pool.
+"""The one place stages meet Ray Data: declared `Resources` become actor pools, rows stream through.
 
-An actor builds its stage and runs `setup()` once. A row whose stage raises is dropped from the
-stream and its error written under the job's work prefix, so one bad job never fails the
-dataset (and every row keeps the same columns). Seconds per stage ride along as JSON.
+An actor builds its stage and runs `setup()` once. A row whose stage raises becomes an
+`ErrorRecord` in the run's errors table (under the row's own `ITEM_ID`) and leaves the stream,
+so one bad item never fails the dataset and every row keeps the same columns. Seconds per stage
+ride along as JSON. Nothing here knows what a row means.
 """
 
 from __future__ import annotations
@@ -10,94 +11,146 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import cv2
 import ray
+import ray.data
 import torch
+from ray.data.expressions import col
+
 from musedub.infra.errors import MusedubError
 from musedub.infra.malloc_tuning import tune_malloc
-from musedub.infra.storage import join_uri, write_bytes_atomic
-from musedub.pipeline.core.stage import Row, Stage
+from musedub.pipeline.core.errors import ErrorsTable
+from musedub.pipeline.core.pools import Pool, size_pools
+from musedub.pipeline.core.stage import ITEM_ID, Resources, Row, Stage
 
 log = logging.getLogger(__name__)
 
 
-def piece_id(row: Row) -> str:
-    """The work item a row stands for: a segment, or a chunk of frames to track."""
-    if "segment_id" in row:
-        return str(row["segment_id"])
-    return f"track-{row['job_key']}-{row['chunk_start']}-{row['chunk_stop']}"
-
-
-def failure_uri(row: Row) -> str:
-    return join_uri(row["work"], f"failed-{piece_id(row)}.txt")
+def stage_name(stage: Stage) -> str:
+    return type(stage).__name__.removesuffix("Stage")
 
 
 class StageActor:
-    def __init__(self, factory: Callable[[], Stage], threads: int) -> None:
+    def __init__(self, factory: Callable[[], Stage], threads: int, errors: ErrorsTable) -> None:
         tune_malloc()
         # Actors share the node's CPUs; OpenCV's own pool (one thread per core) only oversubscribes
         # them. Its per-pixel results do not depend on the thread count.
         cv2.setNumThreads(1)
         self.threads = threads
+        self.errors = errors
         self.stage = factory()
         self.stage.setup()
-        self.name = type(self.stage).__name__.removesuffix("Stage")
+        self.name = stage_name(self.stage)
 
     def __call__(self, row: Row) -> list[Row]:
-        # Not Ray's CPU share: the same float sums, so the same bits, as `musedub dub`. Set per
-        # call because OpenMP keeps the count per thread and calls may come on another thread.
+        # Not Ray's CPU share: the same float sums, so the same bits, as in process. Set per call
+        # because OpenMP keeps the count per thread and calls may come on another thread.
         torch.set_num_threads(self.threads)
         tick = time.perf_counter()
         try:
             out = self.stage(row)
-        except MusedubError as exc:
-            message = str(exc)
-        except Exception as exc:  # a bug on one input must not sink the batch; keep its type
-            log.exception("%s failed on %s", self.name, piece_id(row))
-            message = f"{type(exc).__name__}: {exc}"
-        else:
-            seconds = json.loads(row.get("seconds") or "{}")
-            seconds[self.name] = seconds.get(self.name, 0.0) + time.perf_counter() - tick
-            return [{**out, "seconds": json.dumps(seconds)}]
-        write_bytes_atomic(failure_uri(row), f"{self.name}: {message}".encode(), "failure record")
-        return []
+        except Exception as exc:  # one bad item must not sink the run; its record keeps the type
+            if not isinstance(exc, MusedubError):
+                log.exception("%s failed on %s", self.name, row[ITEM_ID])
+            self.errors.record(exc, str(row[ITEM_ID]), self.name)
+            return []
+        seconds = json.loads(row.get("seconds") or "{}")
+        seconds[self.name] = seconds.get(self.name, 0.0) + time.perf_counter() - tick
+        return [{**out, "seconds": json.dumps(seconds)}]
 
 
 @dataclass(frozen=True)
-class Pool:
-    """How many actors of a stage run at once, and what each holds."""
+class StageSpec:
+    """A stage to run: how to build it on a worker, and what it declared it needs."""
 
-    size: int
-    cpus: float
-    gpus: float = 0.0
-
-
-def spread_pool(resources: dict[str, float], items: int) -> Pool:
-    """Up to one actor per CPU for `items` independent items, keeping half a CPU free for Ray
-    Data's own tasks (a pool that takes every CPU starves them and the dataset deadlocks)."""
-    cpus = resources.get("CPU", 1.0)
-    size = max(1, min(items, int(cpus - 0.5)))
-    return Pool(size, round(min(1.0, max(0.05, (cpus - 0.5) / size)), 3))
+    factory: Callable[[], Stage]
+    resources: Resources
+    name: str
 
 
-def apply(dataset: ray.data.Dataset, factory: Callable[[], Stage], pool: Pool, threads: int) -> ray.data.Dataset:
-    return dataset.flat_map(
-        StageActor,
-        fn_constructor_args=(factory, threads),
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool.size),
-        num_cpus=pool.cpus,
-        num_gpus=pool.gpus,
-    )  # Ray Data restarts dead actors and retries their rows by default (max_restarts=-1)
+def declare(factory: Callable[[], Stage], **changes: Any) -> StageSpec:
+    """Read a stage's declared resources (building a stage is cheap: `setup()` loads the models),
+    with user overrides such as `max_actors`."""
+    stage = factory()
+    return StageSpec(factory, replace(stage.resources, **changes), stage_name(stage))
 
 
-def map_items(items: list[Row], factory: Callable[[], Stage], resources: dict[str, float]) -> Iterator[Row]:
-    """One stage call per independent item (a source, a job), spread over the cluster's CPUs with
-    one torch thread each; results as they finish."""
-    if not items:
+def _configure() -> None:
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # commands print their own progress
+    ctx.print_on_execution_start = False
+
+
+def pools_for(stages: Sequence[StageSpec], items: int | None = None) -> dict[str, Pool]:
+    """The pools these stages would get on the connected cluster, run at the same time."""
+    return size_pools({s.name: s.resources for s in stages}, ray.cluster_resources(), items)
+
+
+def run_stages(rows: list[Row], stages: Sequence[StageSpec], errors: ErrorsTable, threads: int = 1) -> Iterator[Row]:
+    """Stream `rows` through `stages` (pipelined, each its own actor pool); results as they finish.
+    Rows whose stage failed are recorded in `errors` and do not come out."""
+    if not rows:
         return
-    dataset = ray.data.from_items(items, override_num_blocks=len(items))
-    for row in apply(dataset, factory, spread_pool(resources, len(items)), threads=1).iter_rows():
+    _configure()
+    pools = pools_for(stages, len(rows))
+    dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
+    for spec in stages:
+        pool = pools[spec.name]
+        log.info(
+            "pool %s: %d-%d actors x %.3g CPU, %.3g GPU", spec.name, pool.min_size, pool.size, pool.cpus, pool.gpus
+        )
+        extra = {"memory": pool.memory_bytes} if pool.memory_bytes else {}
+        dataset = dataset.flat_map(
+            StageActor,
+            fn_constructor_args=(spec.factory, threads, errors),
+            compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.size),
+            num_cpus=pool.cpus,
+            num_gpus=pool.gpus,
+            **extra,
+        )  # Ray Data restarts dead actors and retries their rows by default (max_restarts=-1)
+    for row in dataset.iter_rows():
         yield dict(row)
+
+
+def map_items(items: list[Row], factory: Callable[[], Stage], errors: ErrorsTable) -> Iterator[Row]:
+    """One stage call per independent item (a source, a job), spread over the cluster with one torch
+    thread each; results as they finish."""
+    yield from run_stages(items, [declare(factory)], errors, threads=1)
+
+
+def run_tasks(fn: Callable[..., Any], calls: Iterable[tuple[Any, ...]], cpus: float = 0.25) -> list[Any]:
+    """`fn(*args)` for each call as small Ray tasks (planning, committing); results in call order."""
+    remote = ray.remote(num_cpus=cpus)(fn)
+    return ray.get([remote.remote(*args) for args in calls])
+
+
+class Tasks:
+    """Small Ray tasks started one by one while a pipeline runs; `ready()` collects what finished."""
+
+    def __init__(self, fn: Callable[..., Any], cpus: float = 0.25) -> None:
+        self._remote = ray.remote(num_cpus=cpus)(fn)
+        self._pending: list[Any] = []
+
+    def start(self, *args: Any) -> None:
+        self._pending.append(self._remote.remote(*args))
+
+    def ready(self, wait: bool = False) -> list[Any]:
+        if not self._pending:
+            return []
+        done, self._pending = ray.wait(self._pending, num_returns=len(self._pending), timeout=None if wait else 0)
+        return ray.get(done)
+
+
+def read_parquet(uri: str, columns: list[str], at_least: dict[str, float]) -> Any:
+    """A Ray dataset of a Parquet table's rows whose columns reach the given minimums (training)."""
+    _configure()
+    dataset = ray.data.read_parquet(uri, columns=columns, partitioning=None)
+    condition = None
+    for name, minimum in at_least.items():
+        term = col(name) >= minimum
+        condition = term if condition is None else condition & term
+    return dataset if condition is None else dataset.filter(expr=condition)

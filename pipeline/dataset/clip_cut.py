@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from musedub.pipeline.face.crop_geometry import FaceStatus
 
 DROP_REASONS = ("no_face", "small_face", "leaving_frame", "short_run")

@@ -17,10 +17,12 @@ from typing import Any
 from musedub.infra.errors import InputError
 from musedub.infra.storage import checksum, join_uri, list_tree, validate_uri
 from musedub.pipeline.core.ray_adapter import map_items
+from musedub.pipeline.core.run import Run
+from musedub.pipeline.core.stage import ITEM_ID
 from musedub.pipeline.dataset.clip_cut import DROP_REASONS
 from musedub.pipeline.dataset.settings import TRAIN_FPS, PreprocessSettings
-from musedub.pipeline.dataset.source import PreprocessSourceStage
-from musedub.pipeline.dataset.tables import read_markers, source_id
+from musedub.pipeline.dataset.source import PreprocessSourceStage, failed_summary
+from musedub.pipeline.dataset.tables import RUNS, read_markers, source_id
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts"})
 
@@ -52,19 +54,30 @@ def plan_preprocess(src: str, out: str, settings: PreprocessSettings, retry_fail
         if fresh and (marker["status"] == "ok" or not retry_failed):
             plan.done.append(marker)
         else:
-            plan.todo.append({"source": uri, "source_id": sid, "checksum": digest, "out": out})
+            plan.todo.append({ITEM_ID: sid, "source": uri, "source_id": sid, "checksum": digest, "out": out})
     return plan
 
 
 def run_preprocess(
-    plan: PreprocessPlan, settings: PreprocessSettings, resources: dict[str, float], report: Callable[[dict], None]
+    plan: PreprocessPlan, settings: PreprocessSettings, run: Run, report: Callable[[dict], None]
 ) -> list[dict[str, Any]]:
-    """Process the plan's sources on the Ray cluster; `report(summary)` as each one finishes."""
+    """Process the plan's sources on the Ray cluster; `report(summary)` as each one finishes. A
+    source that failed is in the run's errors table and gets a failed summary here."""
     results = []
-    for summary in map_items(plan.todo, partial(PreprocessSourceStage, settings), resources):
+    for summary in map_items(plan.todo, partial(PreprocessSourceStage, settings), run.errors):
+        results.append(summary)
+        report(summary)
+    rows = {row[ITEM_ID]: row for row in plan.todo}
+    for record in run.errors.read():
+        summary = failed_summary(rows[record.item_id], settings, record.message)
         results.append(summary)
         report(summary)
     return results
+
+
+def runs_root(out: str) -> str:
+    """Runs of preprocess and index over a dataset are kept in it."""
+    return join_uri(out, RUNS)
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from musedub.infra.storage import exists, join_uri, read_bytes, write_bytes_atomic
 from musedub.pipeline.core.ray_adapter import map_items
-from musedub.pipeline.core.stage import Resources, Row
+from musedub.pipeline.core.run import Run
+from musedub.pipeline.core.stage import ITEM_ID, Resources, Row
 from musedub.pipeline.dataset.sis import SisSettings, candidate_sets, normalise_to_crop
 from musedub.pipeline.dataset.tables import (
     column_array,
@@ -95,16 +97,11 @@ def plan_index(out: str, settings: SisSettings) -> tuple[list[dict[str, Any]], i
             current += 1
         else:
             todo.append(
-                {
-                    "out": out,
-                    "source_id": sid,
-                    "key": key,
-                    "segment_id": f"sis-{sid}",
-                    "work": join_uri(out, SIS_MARKERS),
-                }
+                {ITEM_ID: sid, "out": out, "source_id": sid, "key": key}
             )
     return todo, current
 
 
-def run_index(todo: list[dict[str, Any]], settings: SisSettings, resources: dict[str, float]) -> list[dict[str, Any]]:
-    return list(map_items(todo, partial(SisStage, settings), resources))
+def run_index(todo: list[dict[str, Any]], settings: SisSettings, run: Run) -> list[dict[str, Any]]:
+    """Index the sources on the Ray cluster; failures go to the run's errors table."""
+    return list(map_items(todo, partial(SisStage, settings), run.errors))

@@ -1,16 +1,17 @@
 """One source video -> its training clips as Parquet shards (the preprocess stage).
 
 The same decode and landmark tracking as dubbing, resampled to 25 fps; clips are runs of usable
-face frames within a shot, at most `clip_seconds` long. A failing source writes an errors row and
-a 'failed' marker, never an exception: one bad video does not stop the dataset.
+face frames within a shot, at most `clip_seconds` long. A failing source writes a 'failed' marker
+(reruns skip it unless asked to retry) and raises: the adapter records it in the run's errors
+table, and the other sources go on.
 
-Row in: source (URI), source_id, checksum, out. Row out: the source's summary (see `_summary`).
+Row in: item_id (= source_id), source (URI), source_id, checksum, out. Row out: the source's
+summary (see `_summary`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 import time
 from contextlib import ExitStack
@@ -22,25 +23,24 @@ import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from musedub.infra.errors import MusedubError
+
 from musedub.infra.storage import commit_file
 from musedub.models.audio_encoder import WINDOW_SAMPLES
 from musedub.models.landmarks import LandmarkDetector, load_landmark_detector
 from musedub.models.weights.store import ModelStore
 from musedub.pipeline.audio.prompts import AudioPrompter
 from musedub.pipeline.audio.windows import video_frame_count
+from musedub.pipeline.core.errors import ErrorRecord
 from musedub.pipeline.core.stage import Resources, Row
 from musedub.pipeline.dataset.clip_cut import ClipSpan, cut_clips
 from musedub.pipeline.dataset.clip_quality import SAMPLES_PER_FRAME, clip_quality
 from musedub.pipeline.dataset.settings import TRAIN_FPS, PreprocessSettings
-from musedub.pipeline.dataset.tables import flat, remove_source_tables, table_uri, write_marker, write_table
+from musedub.pipeline.dataset.tables import flat, remove_source_tables, table_uri, write_marker
 from musedub.pipeline.face.crop_geometry import Box, FaceStatus, crop_box, crop_face, face_status
 from musedub.pipeline.face.track import FaceTrack, FaceTracker
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.frames import FrameReader
 from musedub.pipeline.media.probe import VideoInfo, probe_video
-
-log = logging.getLogger(__name__)
 
 
 def resample_25(info: VideoInfo) -> np.ndarray:
@@ -95,27 +95,14 @@ class PreprocessSourceStage:
         tick = time.perf_counter()
         try:
             summary = self._process(row)
-        except MusedubError as exc:
-            summary = self._failed(row, str(exc))
-        except Exception as exc:  # a bug on one source must not stop the dataset; keep its type
-            log.exception("preprocess failed on %s", row["source"])
-            summary = self._failed(row, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # the marker says "failed" (reruns skip it); the adapter records why
+            remove_source_tables(row["out"], row["source_id"])
+            message = ErrorRecord.from_exception(exc, "", row["source_id"], "PreprocessSource").message
+            write_marker(row["out"], row["source_id"], failed_summary(row, self.settings, message))
+            raise
         summary["elapsed"] = round(time.perf_counter() - tick, 3)
         write_marker(row["out"], row["source_id"], summary)
         return summary
-
-    def _failed(self, row: Row, message: str) -> dict[str, Any]:
-        remove_source_tables(row["out"], row["source_id"])
-        errors = pa.table(
-            {
-                "source_id": [row["source_id"]],
-                "source": [row["source"]],
-                "checksum": [row["checksum"]],
-                "error": [message],
-            }
-        )
-        write_table(table_uri(row["out"], "errors", row["source_id"]), errors)
-        return _summary(row, self.settings, "failed", error=message)
 
     def _process(self, row: Row) -> dict[str, Any]:
         assert self._detector is not None, "setup() first"
@@ -253,6 +240,10 @@ CLIP_SCHEMA = pa.schema(
 )
 CLIP_COLUMNS = tuple(CLIP_SCHEMA.names)
 FRAME_SCHEMA = pa.schema([("clip_id", pa.string()), ("frame", pa.int32()), ("crop", pa.binary())])  # crop: JPEG
+
+
+def failed_summary(row: Row, settings: PreprocessSettings, error: str) -> dict[str, Any]:
+    return _summary(row, settings, "failed", error=error)
 
 
 def _summary(row: Row, settings: PreprocessSettings, status: str, **counts: Any) -> dict[str, Any]:

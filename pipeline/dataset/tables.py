@@ -3,8 +3,8 @@
     OUT/clips/source_id=ID/part-0.parquet    one row per clip, frame-level arrays flattened
     OUT/frames/source_id=ID/part-0.parquet   one row per frame: 256x256 crop as JPEG (optional)
     OUT/sis/source_id=ID/part-0.parquet      one row per frame: SIS reference candidates
-    OUT/errors/source_id=ID/part-0.parquet   why a source failed
     OUT/_sources/ID.json                     written last: the source is finished (or failed)
+    OUT/_runs/RUN/errors/part-*.parquet      each preprocess or index run's errors table
 
 Hive-style partitions, so `ray.data.read_parquet(OUT/clips)` and pyarrow datasets see source_id
 as a column. One file per source per table, named by the source, so a rerun overwrites rather
@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from musedub.infra.errors import InputError
 from musedub.infra.storage import exists, join_uri, list_files, read_bytes, remove_tree, write_bytes_atomic
 
-TABLES = ("clips", "frames", "sis", "errors")
+TABLES = ("clips", "frames", "sis")
 MARKERS = "_sources"
+RUNS = "_runs"
 
 
 def source_id(relative_path: str) -> str:

@@ -3,7 +3,8 @@ crop / prompt / generate / blend pools, then stitch and commit each job.
 
 Every finished piece is kept under the job's work prefix with a name from the job key (inputs'
 checksums + options + weights), so a rerun after an interruption redoes only what is missing,
-and a job whose output and report already match its key is left alone.
+and a job whose output and report already match its key is left alone. Whatever fails, from
+planning on, fails only its own job and becomes a record in the run's errors table.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from pathlib import Path, PurePosixPath
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
-import ray
-from musedub.infra.errors import MusedubError
+
+from musedub.infra.errors import InputError, MusedubError
 from musedub.infra.storage import (
     commit_file,
     fetch_file,
@@ -33,12 +34,16 @@ from musedub.infra.storage import (
     write_bytes_atomic,
 )
 from musedub.models.weights.store import ModelStore
-from musedub.pipeline.core.ray_adapter import Pool, apply, piece_id
+from musedub.pipeline.core.errors import ErrorRecord, ErrorsTable
+from musedub.pipeline.core.ray_adapter import StageSpec, Tasks, declare, run_stages, run_tasks
+from musedub.pipeline.core.run import RUNS_FOLDER, Run, parent_uri, runs_beside
+from musedub.pipeline.core.stage import ITEM_ID
 from musedub.pipeline.dub.blend_stage import BlendEncodeStage, chosen_mask
 from musedub.pipeline.dub.face_stages import CropStage, TrackFacesStage
 from musedub.pipeline.dub.manifest import JobSpec
 from musedub.pipeline.dub.model_stages import AudioPromptStage, GenerateStage
 from musedub.pipeline.dub.options import DubOptions
+from musedub.pipeline.dub.outcome import BatchResult, JobOutcome
 from musedub.pipeline.dub.plan import JobPlan, plan_job
 from musedub.pipeline.dub.report import committed_report, make_report, write_report
 from musedub.pipeline.face.crop_geometry import FaceStatus
@@ -50,8 +55,7 @@ WORK_FOLDER = ".musedub-work"
 
 def default_work(output: str, job_id: str) -> str:
     """The job's work prefix: beside its output, so it lives on the same store and permissions."""
-    parent = str(PurePosixPath(output).parent) if "://" not in output else output.rsplit("/", 1)[0]
-    return join_uri(parent, WORK_FOLDER, job_id)
+    return join_uri(parent_uri(output), WORK_FOLDER, job_id)
 
 
 @dataclass
@@ -67,6 +71,9 @@ class JobState:
     def segment_uri(self, segment_id: str) -> str:
         return join_uri(self.work, f"{segment_id}.mp4")
 
+    def track_name(self, start: int, stop: int) -> str:
+        return f"track-{self.plan.key}-{start}-{stop}.npy"
+
     @property
     def finished(self) -> bool:
         return len(self.done) == len(self.plan.segments())
@@ -80,16 +87,15 @@ class ProgressSink(Protocol):
     def job_done(self, outcome: JobOutcome) -> None: ...
 
 
-@dataclass
-class JobOutcome:
-    job_id: str
-    status: str  # done, up to date, failed
-    output: str
-    frames: int = 0
-    seconds: float = 0.0
-    error: str = ""
-    segments_run: int = 0
-    segments_reused: int = 0
+class SilentProgress:
+    def planned(self, total_frames: int) -> None:
+        """Nothing to show."""
+
+    def segment_done(self, state: JobState, frames: int) -> None:
+        """Nothing to show."""
+
+    def job_done(self, outcome: JobOutcome) -> None:
+        """Nothing to show."""
 
 
 @dataclass(frozen=True)
@@ -99,43 +105,51 @@ class BatchSettings:
     device: str = "auto"
     dtype: str = "fp32"
     work: str | None = None  # root for work prefixes; default beside each output
-    cpu_pool: int = 0  # actors per CPU stage; 0 = derive from the cluster
-    gpu_pool: int = 0  # generator actors; 0 = one per GPU (one CPU actor without GPUs)
+    cpu_pool: int = 0  # actors per CPU stage; 0 = sized from the declared resources and the cluster
+    gpu_pool: int = 0  # generator actors; 0 = one per GPU (or as many as fit on CPUs)
+    runs: str | None = None  # where run folders go; default `.musedub-runs` beside the first output
+
+    def runs_root(self, jobs: list[JobSpec]) -> str:
+        if self.runs:
+            return self.runs
+        return join_uri(self.work, RUNS_FOLDER) if self.work else runs_beside(jobs[0].output)
+
+    def generate_device(self, cluster: dict[str, float]) -> str:
+        """ "cuda" asks for GPU actors even before an autoscaler has added a GPU node; "auto" uses GPUs present."""
+        use_gpu = self.device == "cuda" or (cluster.get("GPU", 0) > 0 and self.device != "cpu")
+        return "cuda" if use_gpu else "cpu"
+
+    def fixed(self, pool: int) -> dict[str, Any]:
+        """A user's pool size wins over the declared range."""
+        return {"min_actors": pool, "max_actors": pool} if pool else {}
+
+    def segment_stages(self, cluster: dict[str, float]) -> list[StageSpec]:
+        w, o, cpu = self.weights, self.options, self.fixed(self.cpu_pool)
+        return [
+            declare(partial(CropStage, o), **cpu),
+            declare(partial(AudioPromptStage, w, "cpu")),
+            declare(
+                partial(GenerateStage, w, o, self.generate_device(cluster), self.dtype), **self.fixed(self.gpu_pool)
+            ),
+            declare(partial(BlendEncodeStage, o, w, "cpu"), **cpu),
+        ]
+
+    def track_stages(self) -> list[StageSpec]:
+        return [declare(partial(TrackFacesStage, self.weights, self.options), **self.fixed(self.cpu_pool))]
 
 
-def pools(settings: BatchSettings, resources: dict[str, float]) -> dict[str, Pool]:
-    """Pool sizes and per-actor resources from the cluster, keeping half a CPU free for Ray Data's
-    own tasks (an actor pool that takes every CPU starves them and the batch deadlocks).
-
-    Tracking runs alone, before the segments, so its pool spreads over every CPU; the segment
-    pools (crop, prompt, generate, blend) run at once and share them.
-    """
-    cpus = resources.get("CPU", 1.0)
-    gpus = int(resources.get("GPU", 0))
-    cpu_pool = settings.cpu_pool or max(1, int(cpus // 4))
-    gpu_pool = settings.gpu_pool or max(1, gpus)
-    # "cuda" asks for GPU actors even before an autoscaler has added a GPU node; "auto" uses GPUs present
-    use_gpu = settings.device == "cuda" or (gpus > 0 and settings.device != "cpu")
-    cpu_actors = 2 * cpu_pool + 1 + (0 if use_gpu else gpu_pool)  # crop, blend + prompt (+ generate)
-    each = round(min(1.0, max(0.05, (cpus - 0.5) / cpu_actors)), 3)
-    trackers = settings.cpu_pool or max(1, int(cpus - 0.5))
-    return {
-        "track": Pool(trackers, round(min(1.0, max(0.05, (cpus - 0.5) / trackers)), 3)),
-        "crop": Pool(cpu_pool, each),
-        "prompt": Pool(1, each),
-        "generate": Pool(gpu_pool, each, 1.0 if use_gpu else 0.0),
-        "blend": Pool(cpu_pool, each),
-    }
-
-
-def _plan_remote(spec: JobSpec, options: DubOptions, weights: str) -> JobPlan | str:
+def _plan_remote(spec: JobSpec, options: DubOptions, weights: str, errors: ErrorsTable) -> JobPlan | None:
+    """A job's plan, or None with its error recorded: nothing about one job's inputs sinks the batch."""
     try:
         return plan_job(spec.job_id, spec.video, spec.audio, spec.output, options, weights)
-    except MusedubError as exc:
-        return str(exc)
+    except Exception as exc:
+        errors.record(exc, spec.job_id, "plan")
+        return None
 
 
-def _finish_remote(state: JobState, random_weights: bool, mask: str, keep_work: bool) -> JobOutcome:
+def _finish_remote(
+    state: JobState, random_weights: bool, mask: str, keep_work: bool, errors: ErrorsTable
+) -> JobOutcome:
     """Stitch a job's segments, commit the output and its report, clear the work prefix."""
     plan = state.plan
     tick = time.perf_counter()
@@ -148,8 +162,9 @@ def _finish_remote(state: JobState, random_weights: bool, mask: str, keep_work: 
             stitched = Path(tmp) / "stitched.mp4"
             stitch(files, plan.fps_fraction, plan.audio, stitched)
             commit_file(stitched, plan.output, "output")
-    except MusedubError as exc:
-        return JobOutcome(plan.job_id, "failed", plan.output, error=str(exc))
+    except Exception as exc:
+        record = errors.record(exc, plan.job_id, "stitch")
+        return JobOutcome(plan.job_id, "failed", plan.output, error=record.message)
     seconds = Counter(state.seconds)
     seconds["stitch+commit"] += time.perf_counter() - tick
     segments = len(plan.segments())
@@ -169,24 +184,30 @@ def _finish_remote(state: JobState, random_weights: bool, mask: str, keep_work: 
 
 
 class BatchRunner:
-    def __init__(self, settings: BatchSettings, resources: dict[str, float], keep_work: bool = False) -> None:
+    """Runs one batch; `cluster` is the connected cluster's resources (pools are sized from them)."""
+
+    def __init__(self, settings: BatchSettings, cluster: dict[str, float], keep_work: bool = False) -> None:
         self.settings = settings
-        self.pools = pools(settings, resources)
+        self.cluster = cluster
         self.keep_work = keep_work
-        self.failed: dict[str, str] = {}
+        self.owner: dict[str, str] = {}  # item id -> job id, to map error records back to jobs
+
+    def _item(self, row: dict[str, Any], job_id: str, item: str) -> dict[str, Any]:
+        item_id = f"{job_id}:{item}"
+        self.owner[item_id] = job_id
+        return {**row, ITEM_ID: item_id}
 
     # -- plan ---------------------------------------------------------------------------------
     def _job_options(self, spec: JobSpec) -> DubOptions:
         return self.settings.options.model_copy(update=spec.overrides())
 
-    def plan(self, jobs: list[JobSpec]) -> tuple[list[JobState], list[JobOutcome]]:
-        remote = ray.remote(num_cpus=0.25)(_plan_remote)
-        refs = [remote.remote(spec, self._job_options(spec), self.settings.weights) for spec in jobs]
+    def plan(self, jobs: list[JobSpec], errors: ErrorsTable) -> tuple[list[JobState], list[JobOutcome]]:
+        calls = [(spec, self._job_options(spec), self.settings.weights, errors) for spec in jobs]
         states, outcomes = [], []
-        for spec, result in zip(jobs, ray.get(refs), strict=True):
-            if isinstance(result, str):
-                outcomes.append(JobOutcome(spec.job_id, "failed", spec.output, error=result))
-                continue
+        for spec, result in zip(jobs, run_tasks(_plan_remote, calls), strict=True):
+            self.owner[spec.job_id] = spec.job_id
+            if result is None:
+                continue  # its error record names why
             if committed_report(result) is not None:
                 outcomes.append(JobOutcome(spec.job_id, "up to date", spec.output, frames=result.total))
                 continue
@@ -195,41 +216,40 @@ class BatchRunner:
                 if self.settings.work
                 else default_work(spec.output, spec.job_id)
             )
-            for name in list_files(work):
-                if name.startswith("failed-"):  # a rerun tries failed pieces again
-                    remove_tree(join_uri(work, name))
             states.append(JobState(result, work))
         return states, outcomes
 
     # -- track --------------------------------------------------------------------------------
-    def track(self, states: list[JobState]) -> None:
+    def track(self, states: list[JobState], errors: ErrorsTable) -> None:
         rows = []
         for state in states:
             present = set(list_files(state.work))
             state.landmarks = np.full((state.plan.video_frames, 68, 2), np.nan, np.float32)
             for start, stop in state.plan.track_chunks():
-                row = {**state.plan.chunk_row(start, stop), "work": state.work}
-                name = f"{piece_id(row)}.npy"
+                name = state.track_name(start, stop)
                 if name in present:
                     state.landmarks[start:stop] = np.load(_bytes_file(join_uri(state.work, name)))
                 else:
-                    rows.append(row)
-        if rows:
-            threads = self.settings.options.cpu_threads
-            factory = partial(TrackFacesStage, self.settings.weights, self.settings.options)
-            dataset = apply(
-                ray.data.from_items(rows, override_num_blocks=len(rows)), factory, self.pools["track"], threads
-            )
-            by_key = {s.plan.key: s for s in states}
-            for out in dataset.iter_rows():
-                state = by_key[out["job_key"]]
-                state.landmarks[out["chunk_start"] : out["chunk_stop"]] = out["landmarks"]
-                state.seconds.update(json.loads(out["seconds"]))
-                buffer = _npy_bytes(np.asarray(out["landmarks"], np.float32))
-                write_bytes_atomic(join_uri(state.work, f"{piece_id(out)}.npy"), buffer, "track chunk")
+                    row = state.plan.chunk_row(start, stop)
+                    rows.append(self._item(row, state.plan.job_id, f"track-{start}-{stop}"))
+        by_key = {s.plan.key: s for s in states}
+        threads = self.settings.options.cpu_threads
+        for out in run_stages(rows, self.settings.track_stages(), errors, threads):
+            state = by_key[out["job_key"]]
+            start, stop = out["chunk_start"], out["chunk_stop"]
+            state.landmarks[start:stop] = out["landmarks"]
+            state.seconds.update(json.loads(out["seconds"]))
+            buffer = _npy_bytes(np.asarray(out["landmarks"], np.float32))
+            write_bytes_atomic(join_uri(state.work, state.track_name(start, stop)), buffer, "track chunk")
 
     # -- segments -----------------------------------------------------------------------------
-    def segments(self, states: list[JobState], progress: ProgressSink, complete: Callable[[JobState], None]) -> None:
+    def segments(
+        self,
+        states: list[JobState],
+        errors: ErrorsTable,
+        progress: ProgressSink,
+        complete: Callable[[JobState], None],
+    ) -> None:
         """Run every unfinished segment; `complete(state)` as soon as all of a job's are done, so
         jobs are committed while the rest of the batch still runs."""
         rows = []
@@ -247,22 +267,13 @@ class BatchRunner:
                     progress.segment_done(state, segment.frames)
                     continue
                 row = state.plan.segment_row(segment, state.landmarks)
-                rows.append({**row, "work": state.work, "segment_file": state.segment_uri(segment.segment_id)})
+                row = {**row, "segment_file": state.segment_uri(segment.segment_id)}
+                rows.append(self._item(row, state.plan.job_id, segment.segment_id))
             if state.finished:
                 complete(state)
-        if not rows:
-            return
-        s, p, threads = self.settings, self.pools, self.settings.options.cpu_threads
-        dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
-        dataset = apply(dataset, partial(CropStage, s.options), p["crop"], threads)
-        dataset = apply(dataset, partial(AudioPromptStage, s.weights, "cpu"), p["prompt"], threads)
-        generate_device = "cuda" if p["generate"].gpus else "cpu"
-        dataset = apply(
-            dataset, partial(GenerateStage, s.weights, s.options, generate_device, s.dtype), p["generate"], threads
-        )
-        dataset = apply(dataset, partial(BlendEncodeStage, s.options, s.weights, "cpu"), p["blend"], threads)
         by_key = {state.plan.key: state for state in states}
-        for out in dataset.iter_rows():
+        stages = self.settings.segment_stages(self.cluster)
+        for out in run_stages(rows, stages, errors, self.settings.options.cpu_threads):
             state = by_key[out["job_key"]]
             statuses = Counter(FaceStatus(int(v)).name.lower() for v in out["status"])
             seconds = json.loads(out["seconds"])
@@ -277,55 +288,61 @@ class BatchRunner:
             if state.finished:
                 complete(state)
 
+    def _first_errors(self, errors: ErrorsTable) -> dict[str, ErrorRecord]:
+        """Each failed job's first error record."""
+        first: dict[str, ErrorRecord] = {}
+        for record in errors.read():
+            first.setdefault(self.owner.get(record.item_id, record.item_id), record)
+        return first
+
     # -- whole batch --------------------------------------------------------------------------
-    def run(self, jobs: list[JobSpec], progress: ProgressSink) -> list[JobOutcome]:
-        states, outcomes = self.plan(jobs)
+    def run(self, jobs: list[JobSpec], progress: ProgressSink, run: Run | None = None) -> BatchResult:
+        run = run or Run(self.settings.runs_root(jobs))
+        errors = run.errors
+        states, outcomes = self.plan(jobs, errors)
         progress.planned(sum(state.plan.total for state in states))
-        self.track(states)
+        self.track(states, errors)
+        failed = self._first_errors(errors)
         live = []
         for state in states:
-            error = self._failure(state)
-            if error is None and state.landmarks is not None and np.isnan(state.landmarks[:, 0, 0]).all():
+            assert state.landmarks is not None
+            if state.plan.job_id not in failed and np.isnan(state.landmarks[:, 0, 0]).all():
                 error = f"video {state.plan.video}: no face found in any frame: check the video shows a face"
-            if error is None:
+                failed[state.plan.job_id] = errors.record(InputError(error), state.plan.job_id, "Track")
+            if state.plan.job_id not in failed:
                 live.append(state)
-            else:
-                outcomes.append(JobOutcome(state.plan.job_id, "failed", state.plan.output, error=error))
         random = ModelStore(self.settings.weights).layout.is_random
         mask = chosen_mask(self.settings.options, self.settings.weights)
-        finish = ray.remote(num_cpus=0.25)(_finish_remote)
-        pending: list[ray.ObjectRef] = []
+        finishing = Tasks(_finish_remote)
 
-        def report(timeout: float | None) -> None:
-            nonlocal pending
-            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=timeout)
-            for outcome in ray.get(ready):
+        def collect(wait: bool) -> None:
+            for outcome in finishing.ready(wait):
                 progress.job_done(outcome)
                 outcomes.append(outcome)
 
         def complete(state: JobState) -> None:
             # landmarks stay here: the finishing task needs only the segments' records
-            pending.append(finish.remote(replace(state, landmarks=None), random, mask, self.keep_work))
-            report(timeout=0)
+            finishing.start(replace(state, landmarks=None), random, mask, self.keep_work, errors)
+            collect(wait=False)
 
-        self.segments(live, progress, complete)
+        self.segments(live, errors, progress, complete)
+        failed.update({k: v for k, v in self._first_errors(errors).items() if k not in failed})
         for state in live:
             if not state.finished:
                 missing = [s for s in state.plan.segments() if s.segment_id not in state.done]
-                error = self._failure(state) or (
-                    f"{len(missing)} segment(s) did not finish (first at frame {missing[0].start})"
-                )
-                outcomes.append(JobOutcome(state.plan.job_id, "failed", state.plan.output, error=error))
-        report(timeout=None)
+                if state.plan.job_id not in failed:
+                    text = f"{len(missing)} segment(s) did not finish (first at frame {missing[0].start})"
+                    failed[state.plan.job_id] = errors.record(MusedubError(text), state.plan.job_id, "segments")
+        collect(wait=True)
+        reported = {o.job_id for o in outcomes}
+        for spec in jobs:
+            if spec.job_id not in reported:
+                record = failed.get(spec.job_id)
+                error = record.message if record else "did not finish: see the worker logs"
+                outcomes.append(JobOutcome(spec.job_id, "failed", spec.output, error=error))
         order = {spec.job_id: i for i, spec in enumerate(jobs)}
-        return sorted(outcomes, key=lambda o: order[o.job_id])
-
-    @staticmethod
-    def _failure(state: JobState) -> str | None:
-        names = [n for n in list_files(state.work) if n.startswith("failed-")]
-        if not names:
-            return None
-        return read_bytes(join_uri(state.work, names[0]), "failure record").decode()
+        outcomes.sort(key=lambda o: order[o.job_id])
+        return BatchResult(run.run_id, run.uri, outcomes, errors.read())
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from musedub.infra.errors import ConfigError
 from musedub.infra.storage import commit_file
 from musedub.models.face_parsing import FaceParser

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from musedub.infra.errors import InputError
 from musedub.models.landmarks import LandmarkDetector, load_landmark_detector
 from musedub.models.vae import CROP_SIZE

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from musedub.infra.malloc_tuning import tune_malloc
 from musedub.infra.storage import commit_file
 from musedub.models.weights.store import ModelStore

@@ -16,11 +16,12 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from musedub.infra.errors import InputError
 from musedub.infra.storage import is_local, local_path, read_bytes, validate_uri
 from musedub.pipeline.dub.length_policy import LengthPolicy
 from musedub.pipeline.dub.options import X264_PRESETS
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 SHOWN_PROBLEMS = 50

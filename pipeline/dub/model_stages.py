@@ -8,10 +8,11 @@ Row keys read and added:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+
 from musedub.models.generator import MuseTalkGenerator
 from musedub.models.weights.store import DTYPES, ModelStore
 from musedub.pipeline.audio.prompts import AudioPrompter
@@ -55,6 +56,10 @@ class GenerateStage:
     dtype: str = "fp32"
     resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
     _generator: MuseTalkGenerator | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.device == "cuda" and not self.resources.gpus:  # one GPU per actor unless declared otherwise
+            self.resources = replace(self.resources, gpus=1.0)
 
     def setup(self) -> None:
         self._generator = ModelStore(self.weights).load_generator(self.options.version, self.device, DTYPES[self.dtype])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from musedub.models.landmarks import LandmarkBackend
 from musedub.pipeline.dub.length_policy import LengthPolicy
 from musedub.pipeline.media.encode import DEFAULT_CRF, DEFAULT_PRESET
-from pydantic import BaseModel, ConfigDict, Field
 
 MaskSource = Literal["auto", "parsing", "landmarks"]
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")

@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+
 from musedub.infra.errors import InputError
 from musedub.infra.storage import check_writable, checksum, validate_uri
 from musedub.pipeline.audio.windows import SAMPLE_RATE, video_frame_count

@@ -29,12 +29,13 @@ class DubReport:
     segments: int
     segments_reused: int = 0
 
-    def __getattr__(self, name: str) -> Any:
-        """Plan fields read like report fields: `report.output_frames`, `report.fps`."""
-        plan = self.__dict__.get("plan", {})
-        if name in plan:
-            return plan[name]
-        raise AttributeError(name)
+    @property
+    def output_frames(self) -> int:
+        return int(self.plan["output_frames"])
+
+    @property
+    def fps(self) -> str:
+        return str(self.plan["fps"])
 
     def to_json(self) -> str:
         body = {**self.plan, **{k: v for k, v in self.__dict__.items() if k != "plan"}}

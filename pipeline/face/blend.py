@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
 from musedub.models.vae import CROP_SIZE
 from musedub.pipeline.face.crop_geometry import Box, blur_kernel, paste_square
 

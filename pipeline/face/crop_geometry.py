@@ -13,6 +13,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
+
 from musedub.models.vae import CROP_SIZE
 
 NOSE_BRIDGE = 29

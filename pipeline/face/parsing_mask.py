@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
 from musedub.models.face_parsing import LOWER_LIP, MOUTH, NOSE, PARSE_SIZE, SKIN, UPPER_LIP
 from musedub.pipeline.face.crop_geometry import Box
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
 from musedub.models.landmarks import LandmarkDetector
 from musedub.pipeline.face.shot_cuts import colour_signature, is_cut
 

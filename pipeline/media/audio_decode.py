@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import av
 import numpy as np
+
 from musedub.infra.errors import InputError
 from musedub.models.audio_encoder import SAMPLE_RATE
 from musedub.pipeline.media.open import open_media

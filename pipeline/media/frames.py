@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 
 import av
 import numpy as np
+
 from musedub.infra.errors import InputError
 from musedub.infra.storage import open_input
 from musedub.pipeline.media.probe import VideoInfo

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import av
+
 from musedub.infra.errors import InputError
 from musedub.infra.storage import open_input
 

@@ -13,6 +13,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+
 from musedub.infra.errors import InputError
 from musedub.pipeline.media.frame_rate import parse_fps
 from musedub.pipeline.media.open import open_media

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+
 from musedub.infra.errors import InputError
 from musedub.infra.storage import open_input
 

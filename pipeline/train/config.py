@@ -11,9 +11,10 @@ import json
 from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
 from musedub.infra.errors import ConfigError
 from musedub.infra.storage import read_bytes
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 STAGE_DEFAULTS: dict[int, dict[str, Any]] = {
     1: {

@@ -14,6 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pyarrow.parquet as pq
+
 from musedub.infra.errors import ConfigError
 from musedub.infra.storage import filesystem
 from musedub.models.vae import CROP_SIZE

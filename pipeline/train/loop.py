@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import ray.train
 import ray.train.torch
 import torch
+
 from musedub.infra.errors import ConfigError
 from musedub.models.syncnet import SyncNet
 from musedub.models.unet import MuseTalkUNet

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import ray.data
 import ray.train
+from ray.train.torch import TorchTrainer
+
 from musedub.infra.errors import ConfigError, InputError
 from musedub.infra.storage import is_local, join_uri, list_files, local_path
+from musedub.pipeline.core.ray_adapter import read_parquet
 from musedub.pipeline.dataset.sis_index import SIS_MARKERS
 from musedub.pipeline.dataset.tables import require_dataset
-from ray.data.expressions import col
-from ray.train.torch import TorchTrainer
 
 CLIP_COLUMNS = [
     "source_id",
@@ -35,7 +35,7 @@ def storage_path(output: str) -> str:
     return str(local_path(output).resolve()) if is_local(output) else output
 
 
-def clips_dataset(dataset: str, min_face: int, frames: int, needs_sis: bool) -> ray.data.Dataset:
+def clips_dataset(dataset: str, min_face: int, frames: int, needs_sis: bool) -> Any:
     """The usable clips of a preprocessed dataset, checked before any worker starts."""
     sources = require_dataset(dataset)
     if needs_sis:
@@ -45,8 +45,7 @@ def clips_dataset(dataset: str, min_face: int, frames: int, needs_sis: bool) -> 
             raise InputError(
                 f"dataset {dataset} has {len(missing)} source(s) without SIS index: run `musedub index {dataset}`"
             )
-    clips = ray.data.read_parquet(join_uri(dataset, "clips"), columns=CLIP_COLUMNS, partitioning=None)
-    usable = clips.filter(expr=(col("face_min_px") >= min_face) & (col("frames") >= frames))
+    usable = read_parquet(join_uri(dataset, "clips"), CLIP_COLUMNS, {"face_min_px": min_face, "frames": frames})
     if usable.count() == 0:
         raise InputError(
             f"dataset {dataset} has no clip of at least {frames} frames with faces of {min_face} px or more: "
@@ -59,7 +58,7 @@ def fit(
     worker: Callable[[dict[str, Any]], None],
     values: dict[str, Any],
     config: Any,
-    clips: ray.data.Dataset,
+    clips: Any,  # a Ray dataset from `clips_dataset`
 ) -> ray.train.Result:
     """Run `worker` on `config.num_workers` DDP workers; the result's checkpoint is the last one."""
     trainer = TorchTrainer(

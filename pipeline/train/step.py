@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn import functional as F
+
 from musedub.models.discriminator import PatchDiscriminator
 from musedub.models.syncnet import SyncNet
 from musedub.models.train_losses import (
@@ -28,8 +31,6 @@ from musedub.models.train_losses import (
 from musedub.models.vae import CropAutoencoder
 from musedub.models.vgg19 import VGG19Features
 from musedub.pipeline.train.config import TrainConfig
-from torch import nn
-from torch.nn import functional as F
 
 MOUTH_SIZE = (64, 128)  # (H, W) the mouth discriminator sees
 

@@ -16,13 +16,14 @@ import numpy as np
 import ray.train
 import ray.train.torch
 import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch.nn import functional as F
+
 from musedub.models.syncnet import SYNC_FRAMES, SYNCNET_CONFIG, TINY_SYNCNET_CONFIG, SyncNet
 from musedub.pipeline.audio.log_mel import mel_window
 from musedub.pipeline.train.data import ClipSampler
 from musedub.pipeline.train.loop import clip_stream, report_checkpoint
 from musedub.pipeline.train.step import unwrap
-from pydantic import BaseModel, ConfigDict, Field
-from torch.nn import functional as F
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 import yaml
+
 from musedub.jobs.cli import app
 
 KUBERAY = Path(__file__).resolve().parents[2] / "infra" / "kuberay"

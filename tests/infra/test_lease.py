@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
 from musedub.infra.lease import Lease, LeaseLost, current
 
 

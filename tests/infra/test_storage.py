@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
 from musedub.infra.errors import InputError
 from musedub.infra.storage import create_exclusive, join_uri, read_bytes, validate_uri, write_bytes_atomic
 

@@ -17,6 +17,7 @@ import numpy as np
 import psutil
 import pytest
 from media_checks import decoded
+
 from musedub.infra.sample_media import write_clip
 from musedub.jobs.cli import main
 from musedub.models.weights.layout import WeightsLayout

@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
 from musedub.infra.sample_media import write_audio, write_clip
 from musedub.jobs.cli import main
 from musedub.models.weights.layout import WeightsLayout

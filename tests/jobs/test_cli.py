@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from musedub.jobs.cli import main
 from musedub.models.audio_encoder import WhisperAudioEncoder
 from musedub.models.weights.layout import WeightsLayout

@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import pytest
 from media_checks import decoded, psnr
+from skimage.data import astronaut
+
 from musedub.infra.sample_media import write_clip
 from musedub.jobs.cli import main
 from musedub.models.weights.layout import WeightsLayout
@@ -23,7 +25,6 @@ from musedub.pipeline.face.track import FaceTracker
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.frames import FrameReader
 from musedub.pipeline.media.probe import probe_video
-from skimage.data import astronaut
 
 
 def dub(tiny_weights: WeightsLayout, video: str, audio: str, output: str, *extra: str) -> int:

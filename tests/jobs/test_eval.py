@@ -7,7 +7,9 @@ import json
 import math
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
+
 from musedub.jobs.cli import main
 from musedub.models.weights.layout import WeightsLayout
 
@@ -37,5 +39,7 @@ def test_eval_scores_a_dub_and_isolates_a_bad_job(
     assert summary["fid"] >= 0 and math.isfinite(summary["fid"])
     assert 0.8 < summary["csim"] <= 1.0  # the same person: only the mouth was regenerated
     assert summary["lse_d"] >= 0 and summary["lse_c"] >= 0
-    missing = next(j for j in summary["per_job"] if j["job_id"] == "missing")
-    assert "never-written.mp4" in missing["error"] and missing["csim"] is None
+    assert [j["job_id"] for j in summary["per_job"]] == ["dub"]
+    assert set(summary["failed"]) == {"missing"} and "never-written.mp4" in summary["failed"]["missing"]
+    errors = pq.read_table(tmp_path / ".musedub-runs" / summary["run_id"] / "errors").to_pylist()
+    assert [(e["item_id"], e["stage"], e["error_class"]) for e in errors] == [("missing", "Eval", "InputError")]

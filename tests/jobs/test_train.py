@@ -24,10 +24,12 @@ import s3fs
 import torch
 import yaml
 from media_checks import decoded
+
 from musedub.infra.sample_media import write_clip
 from musedub.jobs.cli import main
 from musedub.models.syncnet import SyncNet
 from musedub.models.weights.layout import WeightsLayout
+from musedub.pipeline.dataset.tables import source_id
 
 
 def tree(fs: s3fs.S3FileSystem, root: str) -> dict[str, str]:
@@ -79,7 +81,8 @@ def test_preprocess_index_train_and_dub(
     flags = ["--weights", str(weights), "--landmarks", "dlib", "--address", ray_cluster]
 
     assert main(["preprocess", str(sources), dataset, *flags]) == 0
-    report = json.loads(capsys.readouterr().out)["this_run"]
+    body = json.loads(capsys.readouterr().out)
+    report = body["this_run"]
     assert report["sources"] == 4 and report["failed"] == 2
     assert set(report["errors"]) == {str(sources / "broken.mkv"), str(sources / "mute.mp4")}
     assert "no audio stream" in report["errors"][str(sources / "mute.mp4")]
@@ -94,8 +97,9 @@ def test_preprocess_index_train_and_dub(
         assert len(clip["landmarks"]) == n * 68 * 2 and len(clip["audio"]) == n * 640
         assert clip["whisper_shape"] == [2 * n + 8, 5, 64]
         assert "static_mouth" in clip["flags"]  # a photo does not speak
-    errors = pq.read_table(f"{s3_bucket}/dataset/errors", filesystem=fs, partitioning=None)
-    assert errors.num_rows == 2
+    errors = pq.read_table(f"{s3_bucket}/dataset/_runs/{body['run_id']}/errors", filesystem=fs).to_pylist()
+    assert sorted((e["stage"], e["error_class"]) for e in errors) == [("PreprocessSource", "InputError")] * 2
+    assert {e["item_id"] for e in errors} == {source_id("broken.mkv"), source_id("mute.mp4")}
 
     before = tree(fs, f"{s3_bucket}/dataset")
     assert main(["preprocess", str(sources), dataset, *flags]) == 0

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from transformers import WhisperConfig
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
 from musedub.infra.errors import ConfigError, WeightsMismatchError
 from musedub.models.audio_encoder import WHISPER_TINY_CONFIG, WhisperAudioEncoder
 from musedub.models.weights.layout import WeightsLayout
-from transformers import WhisperConfig
-from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 
 def test_full_size_encoder_is_whisper_tiny() -> None:

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from skimage.data import astronaut
+
 from musedub.infra.errors import WeightsMismatchError
 from musedub.models.face_parsing import NUM_CLASSES, PARSE_SIZE, BiSeNet, FaceParser
 from musedub.models.weights.layout import WeightsLayout
 from musedub.models.weights.store import ModelStore
 from musedub.pipeline.face.crop_geometry import Box
 from musedub.pipeline.face.parsing_mask import parser_input
-from skimage.data import astronaut
 
 # Key names and shapes of the published face-parsing.PyTorch file.
 PUBLISHED_KEYS = {

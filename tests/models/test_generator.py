@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from skimage.data import astronaut
+
 from musedub.models.weights.layout import WeightsLayout
 from musedub.models.weights.store import ModelStore
-from skimage.data import astronaut
 
 
 def test_store_generator_maps_crops_and_audio_to_a_face(tiny_weights: WeightsLayout) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from musedub.infra.errors import ConfigError
 from musedub.models.landmarks import FAN_FILE, S3FD_FILE, dlib_predictor_path, load_landmark_detector
 
@@ -33,6 +34,7 @@ def test_face_alignment_loads_both_files_from_the_weights_folder_without_downloa
     import torch
     from face_alignment.detection.sfd.net_s3fd import s3fd
     from face_alignment.models import FAN
+
     from musedub.infra.sample_media import face_frame
 
     torch.manual_seed(0)

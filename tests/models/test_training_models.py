@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from musedub.infra.errors import ConfigError
 from musedub.models.discriminator import PatchDiscriminator
 from musedub.models.syncnet import TINY_SYNCNET_CONFIG, SyncNet

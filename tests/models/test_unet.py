@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from musedub.infra.errors import ConfigError, WeightsMismatchError
 from musedub.models.unet import MUSETALK_UNET_CONFIG, TINY_UNET_CONFIG, AudioPositionalEncoding, MuseTalkUNet
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL
+from skimage.data import astronaut
+
 from musedub.infra.errors import ConfigError
 from musedub.models.vae import SD_VAE_CONFIG, TINY_VAE_CONFIG, CropAutoencoder, mask_lower_half
 from musedub.models.weights.layout import WeightsLayout
-from skimage.data import astronaut
 
 
 def face_crops(count: int) -> torch.Tensor:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from musedub.infra.errors import ConfigError
 from musedub.models.weights.layout import WeightsLayout
 from musedub.models.weights.store import ModelStore, resolve_device

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy.signal import resample_poly
+
 from musedub.infra.errors import InputError
 from musedub.models.audio_encoder import WINDOW_SAMPLES, WhisperAudioEncoder
 from musedub.pipeline.audio.prompts import AudioPrompter
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
-from scipy.signal import resample_poly
 
 
 @pytest.fixture(scope="module")

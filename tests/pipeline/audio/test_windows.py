@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+
 from musedub.infra.errors import InputError
 from musedub.pipeline.audio.windows import prompt_start, video_frame_count, whisper_frame_count, windows_for_frames
 from musedub.pipeline.media.frame_rate import parse_fps

@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from musedub.infra.storage import checksum
 from musedub.pipeline.catalog.catalogue import load_catalog
 from musedub.pipeline.catalog.plan import CURRENT, MISSING, NEW, STALE, plan_catalog

@@ -1,40 +1,63 @@
-"""Actor pools sized from the cluster: CPU left for Ray Data's tasks, GPUs used when asked for."""
+"""Actor pools from declared resources: the same declarations on a laptop, a CPU and a GPU cluster."""
 
 from __future__ import annotations
 
 import pytest
-from musedub.pipeline.dub.batch import BatchSettings, pools
+
+from musedub.pipeline.core.pools import RESERVED_CPUS, size_pools
+from musedub.pipeline.core.stage import Resources
+from musedub.pipeline.dub.batch import BatchSettings
 from musedub.pipeline.dub.options import DubOptions
 
 
-def settings(device: str = "auto", cpu_pool: int = 0, gpu_pool: int = 0) -> BatchSettings:
-    return BatchSettings("weights", DubOptions(), device, cpu_pool=cpu_pool, gpu_pool=gpu_pool)
+def segment_pools(cluster: dict[str, float], device: str = "auto", cpu_pool: int = 0, gpu_pool: int = 0) -> dict:
+    settings = BatchSettings("weights", DubOptions(), device, cpu_pool=cpu_pool, gpu_pool=gpu_pool)
+    return size_pools({s.name: s.resources for s in settings.segment_stages(cluster)}, cluster)
 
 
-def reserved_cpus(sized: dict) -> float:
-    return sum(p.size * p.cpus for name, p in sized.items() if name != "track")  # track runs before the rest
+def cpus_taken(pools: dict) -> float:
+    return sum(p.size * p.cpus for p in pools.values())
 
 
 @pytest.mark.parametrize("cpus", [1.0, 2.0, 4.0, 16.0, 96.0])
-def test_cpu_pools_always_leave_half_a_cpu_for_ray_datas_own_tasks(cpus: float) -> None:
-    sized = pools(settings(), {"CPU": cpus})
-    assert reserved_cpus(sized) <= cpus - 0.5 + 1e-9
-    assert sized["track"].size * sized["track"].cpus <= max(cpus - 0.5, 0.05) + 1e-9  # tracking runs alone
-    assert sized["generate"].gpus == 0
+def test_pools_always_leave_half_a_cpu_for_ray_datas_own_tasks(cpus: float) -> None:
+    pools = segment_pools({"CPU": cpus})
+    assert set(pools) == {"Crop", "AudioPrompt", "Generate", "BlendEncode"}
+    assert cpus_taken(pools) <= max(cpus - RESERVED_CPUS, 4 * 0.05) + 1e-9
+    assert all(p.size >= 1 for p in pools.values()) and pools["Generate"].gpus == 0
 
 
-def test_gpus_present_get_one_generator_actor_each() -> None:
-    sized = pools(settings(), {"CPU": 64.0, "GPU": 4.0})
-    assert sized["generate"].size == 4 and sized["generate"].gpus == 1.0
-    assert sized["crop"].size == 16 and sized["blend"].size == 16 and sized["track"].size == 63
-    assert pools(settings("cpu"), {"CPU": 64.0, "GPU": 4.0})["generate"].gpus == 0.0
+def test_a_laptop_scales_one_actor_each_into_the_room_it_has() -> None:
+    pools = segment_pools({"CPU": 2.0})
+    assert {p.size for p in pools.values()} == {1}
+    assert {p.cpus for p in pools.values()} == {0.375}  # 1.5 CPUs over 4 actors
 
 
-def test_cuda_asks_for_a_gpu_actor_before_an_autoscaler_has_added_the_node() -> None:
-    sized = pools(settings("cuda", gpu_pool=2), {"CPU": 32.0})
-    assert sized["generate"].size == 2 and sized["generate"].gpus == 1.0
+def test_a_cpu_cluster_fills_its_cores_round_robin() -> None:
+    pools = segment_pools({"CPU": 16.0})
+    assert cpus_taken(pools) == 15.0 and all(p.cpus == 1.0 for p in pools.values())
+    assert max(p.size for p in pools.values()) - min(p.size for p in pools.values()) <= 1
+
+
+def test_gpus_present_get_one_generator_actor_each_and_cpus_the_rest() -> None:
+    pools = segment_pools({"CPU": 64.0, "GPU": 4.0})
+    assert pools["Generate"].size == 4 and pools["Generate"].gpus == 1.0
+    assert pools["Crop"].size >= 19 and cpus_taken(pools) <= 63.5
+    assert segment_pools({"CPU": 64.0, "GPU": 4.0}, device="cpu")["Generate"].gpus == 0.0
+
+
+def test_cuda_asks_for_gpu_actors_before_an_autoscaler_has_added_the_node() -> None:
+    pools = segment_pools({"CPU": 32.0}, device="cuda", gpu_pool=2)
+    assert (pools["Generate"].min_size, pools["Generate"].size, pools["Generate"].gpus) == (2, 2, 1.0)
 
 
 def test_explicit_pool_sizes_win() -> None:
-    sized = pools(settings(cpu_pool=3), {"CPU": 64.0})
-    assert sized["crop"].size == sized["blend"].size == sized["track"].size == 3
+    pools = segment_pools({"CPU": 64.0}, cpu_pool=3)
+    assert pools["Crop"].size == pools["BlendEncode"].size == 3
+
+
+def test_declared_limits_and_item_counts_bound_a_pool() -> None:
+    stages = {"a": Resources(cpus=1.0, max_actors=2), "b": Resources(cpus=2.0, memory_gb=1.5)}
+    pools = size_pools(stages, {"CPU": 32.0})
+    assert pools["a"].size == 2 and pools["b"].size == 14 and pools["b"].memory_bytes == int(1.5 * 2**30)
+    assert size_pools(stages, {"CPU": 32.0}, items=3)["b"].size == 3  # more actors than items only idle

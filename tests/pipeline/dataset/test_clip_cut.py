@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from musedub.pipeline.dataset.clip_cut import cut_clips
 from musedub.pipeline.face.crop_geometry import FaceStatus
 

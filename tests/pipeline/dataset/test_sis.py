@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from musedub.pipeline.dataset.sis import INNER_MOUTH, JAW, SisSettings, candidate_sets, normalise_to_crop
 
 

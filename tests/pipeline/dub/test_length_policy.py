@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from musedub.pipeline.dub.length_policy import output_frame_count, source_frames
 
 

@@ -9,6 +9,7 @@ import jsonschema
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from musedub.jobs.cli import main
 from musedub.pipeline.dub.manifest import ManifestError, load_manifest, manifest_schema
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from musedub.pipeline.evaluation.metrics import csim, frechet_distance, gaussian, lse
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from musedub.infra.sample_media import face_frame
 from musedub.pipeline.dub.blend_stage import BlendEncodeStage
 from musedub.pipeline.dub.options import DubOptions

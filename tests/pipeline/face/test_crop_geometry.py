@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from musedub.pipeline.face.crop_geometry import Box, blur_kernel, crop_box, crop_face, paste_square
 from skimage.data import astronaut
+
+from musedub.pipeline.face.crop_geometry import Box, blur_kernel, crop_box, crop_face, paste_square
 
 
 def landmarks(nose_y: float, chin_y: float, x_min: float = 100, x_max: float = 200) -> np.ndarray:

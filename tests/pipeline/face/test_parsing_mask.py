@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from musedub.models.face_parsing import LOWER_LIP, NOSE, PARSE_SIZE, SKIN, UPPER_LIP
 from musedub.pipeline.face.crop_geometry import Box
 from musedub.pipeline.face.parsing_mask import cone_kernel, jaw_region, parser_input, region_in_box

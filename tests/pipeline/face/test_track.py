@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
 from musedub.infra.sample_media import face_frame, faceless_frame, write_clip
 from musedub.pipeline.face.shot_cuts import colour_signature, is_cut
 from musedub.pipeline.face.track import FaceTrack, FaceTracker, smooth_landmarks

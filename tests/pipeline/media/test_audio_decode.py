@@ -8,9 +8,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from scipy.signal import resample_poly
+
 from musedub.infra.errors import InputError
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
-from scipy.signal import resample_poly
 
 
 def aligned_correlation(a: np.ndarray, b: np.ndarray) -> float:

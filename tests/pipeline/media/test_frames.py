@@ -6,6 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
 from musedub.infra.sample_media import write_clip
 from musedub.pipeline.dub.length_policy import source_frames
 from musedub.pipeline.media.frames import BACKWARD_BLOCK, FrameReader

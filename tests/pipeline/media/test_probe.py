@@ -9,11 +9,12 @@ import av
 import cv2
 import numpy as np
 import pytest
+from skimage.data import astronaut
+
 from musedub.infra.errors import InputError
 from musedub.infra.sample_media import face_frame, write_clip
 from musedub.pipeline.media.frames import FrameReader
 from musedub.pipeline.media.probe import probe_video
-from skimage.data import astronaut
 
 
 @pytest.mark.parametrize(("fps", "frames"), [(Fraction(25), 30), (Fraction(30000, 1001), 31)])

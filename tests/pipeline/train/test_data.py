@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from musedub.infra.errors import ConfigError
 from musedub.pipeline.audio.log_mel import log_mel, mel_window
 from musedub.pipeline.face.crop_geometry import Box, crop_face

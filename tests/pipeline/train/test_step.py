@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from musedub.infra.sample_media import face_frame
 from musedub.models.weights.layout import WeightsLayout
 from musedub.pipeline.face.crop_geometry import Box, crop_face

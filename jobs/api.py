@@ -1,0 +1,53 @@
+"""The public Python API (`from musedub import dub, batch, DubOptions`); the CLI calls these too.
+
+Bad input raises `musedub.infra.errors.MusedubError` with one line naming the input and the fix.
+In a batch, a bad job never raises: it fails alone and its error is in `BatchResult.errors` and
+in the run's errors table.
+"""
+
+from __future__ import annotations
+
+from musedub.infra.ray_cluster import connect
+from musedub.models.weights.store import DEFAULT_WEIGHTS
+from musedub.pipeline.core.run import Run
+from musedub.pipeline.dub.batch import BatchRunner, BatchSettings, ProgressSink, SilentProgress
+from musedub.pipeline.dub.local_runner import LocalRunner
+from musedub.pipeline.dub.manifest import JobSpec, load_manifest
+from musedub.pipeline.dub.options import DubOptions
+from musedub.pipeline.dub.outcome import BatchResult
+from musedub.pipeline.dub.report import DubReport
+
+__all__ = ["BatchResult", "DubOptions", "DubReport", "batch", "dub"]
+
+
+def dub(
+    video: str,
+    audio: str,
+    output: str,
+    options: DubOptions | None = None,
+    weights: str = DEFAULT_WEIGHTS,
+    device: str = "auto",
+    dtype: str = "fp32",
+) -> DubReport:
+    """Dub one video (or still image) with one audio in this process; writes `output` and its report."""
+    return LocalRunner(options or DubOptions(), weights, device, dtype).dub(video, audio, output)
+
+
+def batch(
+    manifest: str | list[JobSpec],
+    options: DubOptions | None = None,
+    weights: str = DEFAULT_WEIGHTS,
+    output_prefix: str | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    settings: BatchSettings | None = None,
+    keep_work: bool = False,
+    progress: ProgressSink | None = None,
+    run: Run | None = None,
+) -> BatchResult:
+    """Dub every job of a manifest (a path/URI, or parsed jobs) on a Ray cluster: `address`, or
+    RAY_ADDRESS, else an embedded local one. `settings` overrides `options` and `weights`."""
+    jobs = load_manifest(manifest, output_prefix) if isinstance(manifest, str) else manifest
+    settings = settings or BatchSettings(weights, options or DubOptions())
+    cluster = connect(address, num_cpus)
+    return BatchRunner(settings, cluster, keep_work).run(jobs, progress or SilentProgress(), run)
