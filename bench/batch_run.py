@@ -75,6 +75,7 @@ def main() -> None:
         audio = long_speech(root / "speech.wav", args.seconds)
 
         runner = LocalRunner(options, weights, "cpu")
+        runner.setup()  # warm, as a worker is
         tick = time.perf_counter()
         local = [runner.dub(str(clip), str(audio), str(root / f"local{i}.mp4")) for i in range(args.jobs)]
         local_seconds = time.perf_counter() - tick
@@ -96,7 +97,8 @@ def main() -> None:
             for i in range(args.jobs)
         ]
         tick = time.perf_counter()
-        outcomes = BatchRunner(BatchSettings(weights, options, "cpu"), resources).run(specs, Quiet()).outcomes
+        settings = BatchSettings(weights=weights, options=options, device="cpu")
+        outcomes = BatchRunner(settings, resources).run(specs, Quiet()).outcomes
         ray_seconds = time.perf_counter() - tick
         assert all(o.status == "done" for o in outcomes), [o.error for o in outcomes if o.error]
         print(

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO
-from urllib.parse import urlsplit
 
 import fsspec
 
 from musedub.infra.errors import InputError
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 REMOTE_SCHEMES = frozenset({"s3", "gs", "gcs", "az", "abfs", "abfss"})
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once at import: the process's umask, restored at once
@@ -27,22 +29,93 @@ os.umask(_UMASK)  # read once at import: the process's umask, restored at once
 
 def _scheme(uri: str) -> str:
     """The URI's scheme, '' for a plain local path (a Windows drive letter never reaches here)."""
-    return urlsplit(uri).scheme.lower() if "://" in uri else ""
+    head = uri.split("://", 1)[0] if "://" in uri else ""
+    return head.lower() if _SCHEME.fullmatch(head) else ""
+
+
+def split_uri(uri: str) -> tuple[str, str, str]:
+    """(scheme, bucket, path) without URL rules for `#` and `?`: object keys and file names may hold
+    them, so they never end a path here (urlsplit would cut a "fragment" off)."""
+    scheme = _scheme(uri)
+    if not scheme:
+        return "", "", uri
+    rest = uri.split("://", 1)[1]
+    if scheme == "file":
+        return "file", "", rest
+    bucket, _, path = rest.partition("/")
+    return scheme, bucket, path
+
+
+def _credentials_end(uri: str) -> int:
+    """Where credentials written into an object URI end (the index of their '@'), else -1. Bucket
+    names hold neither ':' nor '@', and secret keys may hold '/', so `KEY:SECRET@` is found by the
+    ':' before the first '/'."""
+    scheme = _scheme(uri)
+    if scheme in ("", "file"):
+        return -1
+    start = len(scheme) + 3
+    head = uri[start:].split("/", 1)[0]
+    if "@" in head:
+        return start + head.rindex("@")
+    if ":" in head:
+        at = uri.find("@", start + head.index(":"))
+        return at if at >= 0 else start + len(head)
+    return -1
+
+
+def redact(uri: str) -> str:
+    """The URI as it may be printed: credentials written into it become ***."""
+    end = _credentials_end(uri)
+    if end < 0:
+        return uri
+    return f"{_scheme(uri)}://***@{uri[end + 1 :]}"
+
+
+def canonical(uri: str) -> str:
+    """One spelling per location: local paths absolute with symlinks resolved (file:// too), object
+    URIs with `.`/`..`/`//` steps folded. Two URIs for one file or object compare equal."""
+    scheme, bucket, path = split_uri(uri)
+    if scheme in ("", "file"):
+        return str(Path(os.path.expanduser(path)).resolve())
+    scheme = "gs" if scheme == "gcs" else scheme
+    return f"{scheme}://{bucket.lower()}/{posixpath.normpath('/' + path).lstrip('/')}"
+
+
+def same_location(a: str, b: str) -> bool:
+    """Whether two URIs name one file or object (also a hard link or a symlink to the same file)."""
+    if canonical(a) == canonical(b):
+        return True
+    if is_local(a) and is_local(b):
+        try:
+            return os.path.samefile(local_path(a), local_path(b))
+        except OSError:
+            return False
+    return False
+
+
+def is_under(uri: str, prefix: str) -> bool:
+    """Whether `uri`, once canonical, lies inside folder `prefix` (never on a sibling `prefix2`)."""
+    return canonical(uri).startswith(canonical(prefix).rstrip("/") + "/")
 
 
 def validate_uri(uri: str, what: str) -> str:
     """Check that `uri` is a local path or an object-store URI we support; return it unchanged."""
     if not uri or not uri.strip():
         raise InputError(f"{what} is empty: give a local path or an s3:// / gs:// URI")
-    if "\x00" in uri or "\n" in uri:
-        raise InputError(f"{what} {uri!r} contains control characters: give a plain path or URI")
-    scheme = _scheme(uri)
+    if any(not c.isprintable() for c in uri):
+        raise InputError(f"{what} {redact(uri)!r} contains control characters: give a plain path or URI")
+    scheme, bucket, _ = split_uri(uri)
     if scheme not in ("", "file") and scheme not in REMOTE_SCHEMES:
         raise InputError(
-            f"{what} {uri!r} has unsupported scheme {scheme!r}: use a local path, file://, "
+            f"{what} {redact(uri)!r} has unsupported scheme {scheme!r}: use a local path, file://, "
             f"or one of {', '.join(sorted(REMOTE_SCHEMES))}"
         )
-    if scheme in REMOTE_SCHEMES and not urlsplit(uri).netloc:
+    if scheme in REMOTE_SCHEMES and _credentials_end(uri) >= 0:
+        raise InputError(
+            f"{what} {redact(uri)!r} carries credentials: remove them from the URI and give them "
+            "through the environment (e.g. AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or an instance role"
+        )
+    if scheme in REMOTE_SCHEMES and not bucket:
         raise InputError(f"{what} {uri!r} names no bucket: write it as {scheme}://BUCKET/KEY")
     return uri
 
@@ -53,7 +126,7 @@ def is_local(uri: str) -> bool:
 
 def local_path(uri: str) -> Path:
     """The filesystem path of a local path or file:// URI."""
-    return Path(urlsplit(uri).path if _scheme(uri) == "file" else uri)
+    return Path(split_uri(uri)[2])
 
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:

@@ -48,6 +48,6 @@ def batch(
     """Dub every job of a manifest (a path/URI, or parsed jobs) on a Ray cluster: `address`, or
     RAY_ADDRESS, else an embedded local one. `settings` overrides `options` and `weights`."""
     jobs = load_manifest(manifest, output_prefix) if isinstance(manifest, str) else manifest
-    settings = settings or BatchSettings(weights, options or DubOptions())
+    settings = settings or BatchSettings(weights=weights, options=options or DubOptions())
     cluster = connect(address, num_cpus)
     return BatchRunner(settings, cluster, keep_work).run(jobs, progress or SilentProgress(), run)

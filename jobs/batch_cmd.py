@@ -30,6 +30,7 @@ from musedub.jobs.job_flags import (
     MinFace,
     NumCpus,
     Preset,
+    Runs,
     SegmentSeconds,
     StillFps,
     Version,
@@ -37,6 +38,8 @@ from musedub.jobs.job_flags import (
     Work,
     build_options,
     check_dtype,
+    check_uris,
+    validated,
 )
 from musedub.models.weights.store import DEFAULT_WEIGHTS
 from musedub.pipeline.core.run import Run
@@ -100,6 +103,7 @@ def batch(
     num_cpus: NumCpus = None,
     output_prefix: Annotated[str | None, typer.Option(help="Refuse outputs outside this prefix.")] = None,
     work: Work = None,
+    runs: Runs = None,
     keep_work: KeepWork = False,
     landmarks: Landmarks = DEFAULTS.landmarks,
     mask: Mask = DEFAULTS.mask,
@@ -125,10 +129,23 @@ def batch(
         return
     if manifest is None:
         raise ConfigError("give a MANIFEST (or --schema to see what a row holds)")
+    check_uris(manifest=manifest, weights=weights, output_prefix=output_prefix, work=work, runs=runs)
     check_dtype(dtype)
     options = build_options(locals())  # batch-wide defaults; manifest rows override per job
     jobs = load_manifest(manifest, output_prefix)
-    settings = BatchSettings(weights, options, device, dtype, work, cpu_pool, gpu_pool)
+    settings = validated(
+        BatchSettings,
+        dict(
+            weights=weights,
+            options=options,
+            device=device,
+            dtype=dtype,
+            work=work,
+            cpu_pool=cpu_pool,
+            gpu_pool=gpu_pool,
+            runs=runs,
+        ),
+    )
     result = run_batch(jobs, settings, address, num_cpus, keep_work)
     if result.failed:
         raise typer.Exit(1)

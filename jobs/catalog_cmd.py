@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from musedub.infra.lease import Lease
-from musedub.infra.storage import validate_uri, write_bytes_atomic
+from musedub.infra.storage import write_bytes_atomic
 from musedub.jobs.batch_cmd import run_batch
 from musedub.jobs.job_flags import (
     DEFAULTS,
@@ -36,6 +36,8 @@ from musedub.jobs.job_flags import (
     Weights,
     build_options,
     check_dtype,
+    check_uris,
+    validated,
 )
 from musedub.models.weights.store import DEFAULT_WEIGHTS
 from musedub.pipeline.catalog.catalogue import CatalogEntry, load_catalog
@@ -78,7 +80,7 @@ def plan(
 ) -> None:
     """Write the manifest of jobs still to do (new or stale) and print a summary."""
     options = build_options(locals())
-    validate_uri(output_prefix, "output prefix")
+    check_uris(catalogue=catalog, output_prefix=output_prefix, weights=weights, manifest=manifest)
     result = _plan(load_catalog(catalog), output_prefix, options, weights)
     if not result.todo:
         typer.echo("nothing to do")
@@ -111,7 +113,9 @@ def run(
     """Plan under the catalogue's lease, dub what is to do, write a dated run record."""
     check_dtype(dtype)
     options = build_options(locals())
-    validate_uri(output_prefix, "output prefix")
+    check_uris(catalogue=catalog, output_prefix=output_prefix, weights=weights)
+    values = dict(weights=weights, options=options, device=device, dtype=dtype, cpu_pool=cpu_pool, gpu_pool=gpu_pool)
+    settings = validated(BatchSettings, values)
     entries = load_catalog(catalog)  # a bad catalogue fails here, before the lease or a record
     record = RunRecord(uuid.uuid4().hex[:12], catalog, output_prefix, time.time())
     lease = Lease(lease_prefix(output_prefix), record.run_id, lease_seconds)
@@ -127,10 +131,8 @@ def run(
         record.plan = result.summary()
         if result.todo:
             run = record.batch_run()
-            settings = BatchSettings(
-                weights, options, device, dtype, cpu_pool=cpu_pool, gpu_pool=gpu_pool, runs=run.root
-            )
-            outcomes = run_batch(result.jobs(), settings, address, num_cpus, False, run).outcomes
+            runs = settings.model_copy(update={"runs": run.root})
+            outcomes = run_batch(result.jobs(), runs, address, num_cpus, False, run).outcomes
         lease.check()
         failed = any(o.status == "failed" for o in outcomes)
         record.finish("failed" if failed else "done", outcomes)

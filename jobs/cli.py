@@ -8,7 +8,17 @@ import sys
 import typer
 
 from musedub.infra.errors import MusedubError
-from musedub.jobs import batch_cmd, catalog_cmd, dub_cmd, eval_cmd, features_cmd, preprocess_cmd, train_cmd, weights_cmd
+from musedub.jobs import (
+    batch_cmd,
+    catalog_cmd,
+    dub_cmd,
+    eval_cmd,
+    features_cmd,
+    preprocess_cmd,
+    schema_cmd,
+    train_cmd,
+    weights_cmd,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -26,6 +36,7 @@ app.command()(preprocess_cmd.index)
 app.command()(train_cmd.train)
 app.command("train-syncnet")(train_cmd.train_syncnet)
 app.command("eval")(eval_cmd.evaluate)
+app.command()(schema_cmd.schema)
 
 
 def main(argv: list[str] | None = None) -> int:

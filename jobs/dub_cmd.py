@@ -28,9 +28,10 @@ from musedub.jobs.job_flags import (
     Version,
     build_options,
     check_dtype,
+    check_uris,
 )
 from musedub.models.weights.store import DEFAULT_WEIGHTS
-from musedub.pipeline.dub.report import report_uri
+from musedub.pipeline.dub.plan import report_uri
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def dub(
     dtype: Dtype = "fp32",
 ) -> None:
     """Regenerate the mouth in VIDEO so the lips follow AUDIO; write OUTPUT and OUTPUT.report.json."""
+    check_uris(video=video, audio=audio, output=output, weights=weights)
     options = build_options(locals())
     check_dtype(dtype)
     log.info(

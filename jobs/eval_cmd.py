@@ -12,8 +12,8 @@ import numpy as np
 import typer
 
 from musedub.infra.ray_cluster import connect
-from musedub.infra.storage import validate_uri, write_bytes_atomic
-from musedub.jobs.job_flags import Address, Landmarks, NumCpus, Weights
+from musedub.infra.storage import write_bytes_atomic
+from musedub.jobs.job_flags import Address, Landmarks, NumCpus, Weights, check_uris, validated
 from musedub.models.weights.store import DEFAULT_WEIGHTS
 from musedub.pipeline.core.errors import ErrorRecord
 from musedub.pipeline.core.ray_adapter import map_items
@@ -21,7 +21,7 @@ from musedub.pipeline.core.run import Run, runs_beside
 from musedub.pipeline.core.stage import ITEM_ID
 from musedub.pipeline.dub.manifest import load_manifest
 from musedub.pipeline.evaluation.metrics import frechet_distance, gaussian
-from musedub.pipeline.evaluation.stage import EvalStage
+from musedub.pipeline.evaluation.stage import EvalSettings, EvalStage
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +66,14 @@ def evaluate(
     num_cpus: NumCpus = None,
 ) -> None:
     """Score dubbed outputs: FID (source vs dub faces), CSIM (identity kept), LSE-D/LSE-C (lip sync)."""
-    if report:
-        validate_uri(report, "report")
+    check_uris(manifest=manifest, weights=weights, report=report)
+    settings = validated(EvalSettings, locals())
     jobs = load_manifest(manifest)
-    log.info(
-        "eval: %d job(s) of %s, weights=%s landmarks=%s max_frames=%d",
-        len(jobs),
-        manifest,
-        weights,
-        landmarks,
-        max_frames,
-    )
+    log.info("eval: %d job(s) of %s, settings %s", len(jobs), manifest, settings.model_dump_json())
     rows = [{ITEM_ID: j.job_id, "job_id": j.job_id, "video": j.video, "output": j.output} for j in jobs]
     run = Run(runs_beside(report or jobs[0].output))
     connect(address, num_cpus)
-    results = list(map_items(rows, partial(EvalStage, weights, landmarks, max_frames), run.errors))
+    results = list(map_items(rows, partial(EvalStage, settings), run.errors))
     errors = run.errors.read()
     for error in errors:
         typer.echo(f"[{error.item_id}] failed: {error.message}", err=True)

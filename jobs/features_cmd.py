@@ -10,7 +10,8 @@ import numpy as np
 import typer
 
 from musedub.infra.errors import InputError
-from musedub.infra.storage import validate_uri, write_bytes_atomic
+from musedub.infra.storage import write_bytes_atomic
+from musedub.jobs.job_flags import check_uris
 from musedub.models.weights.store import DEFAULT_WEIGHTS, ModelStore
 from musedub.pipeline.audio.prompts import AudioPrompter
 from musedub.pipeline.audio.windows import video_frame_count
@@ -46,7 +47,7 @@ def audio(
 ) -> None:
     """Write the audio prompts (before positional encoding) as float32 [F, 50, D] .npy."""
     rate = parse_fps(fps)
-    validate_uri(output, "output")
+    check_uris(audio=audio_uri, output=output, weights=weights)
     samples = decode_audio_16k_mono(audio_uri)
     start, stop = parse_range(frames, video_frame_count(len(samples), rate))
     log.info("audio prompts: audio=%s fps=%s frames=[%d, %d) weights=%s", audio_uri, rate, start, stop, weights)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from musedub.infra.errors import ConfigError
+from musedub.infra.storage import validate_uri
 from musedub.models.landmarks import LandmarkBackend
 from musedub.models.weights.store import DTYPES
 from musedub.pipeline.dub.length_policy import LengthPolicy
@@ -42,17 +43,32 @@ Device = Annotated[
     Literal["auto", "cuda", "cpu"],
     typer.Option(help="Generator: auto (GPU if the cluster has one), cuda (wait for an autoscaled GPU) or cpu."),
 ]
+Runs = Annotated[str | None, typer.Option(help="Where run folders (errors table, summary) go.")]
+M = TypeVar("M", bound=BaseModel)
 DEFAULTS = DubOptions()  # the flags' defaults: one source of truth with the manifest's
 
 
-def build_options(values: dict[str, Any]) -> DubOptions:
-    """DubOptions from a command's parameters (other names ignored); a bad value names its flag."""
-    fields = {k: v for k, v in values.items() if k in DubOptions.model_fields}
+def validated(model: type[M], values: dict[str, Any]) -> M:
+    """A command's options model from its parameters (other names ignored); a bad value names its flag."""
+    fields = {k: v for k, v in values.items() if k in model.model_fields}
     try:
-        return DubOptions(**fields)
+        return model(**fields)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(f"--{'-'.join(str(p) for p in first['loc']).replace('_', '-')}: {first['msg']}") from None
+        flag = "--" + "-".join(str(p) for p in first["loc"] if p != "options").replace("_", "-")
+        raise ConfigError(f"{flag if first['loc'] else 'options'}: {first['msg']}") from None
+
+
+def check_uris(**uris: str | None) -> None:
+    """Every URI a command was given, checked before anything logs it: one carrying credentials is
+    refused (its message redacted), so what is logged afterwards holds no secret."""
+    for name, uri in uris.items():
+        if uri is not None:
+            validate_uri(uri, name.replace("_", " "))
+
+
+def build_options(values: dict[str, Any]) -> DubOptions:
+    return validated(DubOptions, values)
 
 
 def check_dtype(dtype: str) -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
 from typing import Annotated
 
 import typer
 
 from musedub.infra.errors import ConfigError
 from musedub.infra.ray_cluster import connect
-from musedub.jobs.job_flags import Address, DetectEvery, Landmarks, NumCpus, Weights
+from musedub.jobs.job_flags import Address, DetectEvery, Landmarks, NumCpus, Weights, check_uris, validated
 from musedub.models.landmarks import S3FD_FILE, dlib_predictor_path
 from musedub.models.weights.store import DEFAULT_WEIGHTS, ModelStore
 from musedub.pipeline.core.run import Run
@@ -65,32 +64,22 @@ def preprocess(
     num_cpus: NumCpus = None,
 ) -> None:
     """Cut videos into 25 fps training clips with landmarks, crops and whisper features (Parquet)."""
-    settings = PreprocessSettings(
-        weights=weights,
-        landmarks=landmarks,
-        detect_every=detect_every,
-        clip_seconds=clip_seconds,
-        min_clip_frames=min_clip_frames,
-        min_face=min_face,
-        stage2_min_face=stage2_min_face,
-        crops=crops,
-        features=features,
-    )
-    if detect_every < 1 or clip_seconds * 25 < min_clip_frames or min_clip_frames < 16:
-        raise ConfigError("need --detect-every >= 1, --min-clip-frames >= 16 and clips of at least that many frames")
-    log.info("preprocess: %s -> %s %s", src, out, json.dumps(asdict(settings)))
+    check_uris(source_folder=src, output_folder=out, weights=weights)
+    settings = validated(PreprocessSettings, locals())
+    log.info("preprocess: %s -> %s %s", src, out, settings.model_dump_json())
     check_models(settings)
     plan = plan_preprocess(src, out, settings, retry_failed)
     typer.echo(f"{len(plan.todo)} source(s) to process, {len(plan.done)} already done", err=True)
     run = Run(runs_root(out))
     results = []
-    if plan.todo:
+    if plan.todo:  # a run with nothing to do writes nothing, not even its summary
         connect(address, num_cpus)
         results = run_preprocess(plan, settings, run, _report)
     this_run = summarise(results)
     everything = summarise(plan.done + results)
     body = {"run_id": run.run_id, "errors_table": run.errors.uri, "this_run": this_run, "dataset": everything}
-    run.write_summary(body)
+    if plan.todo:
+        run.write_summary(body)
     typer.echo(json.dumps(body, indent=2))
     if results and this_run["failed"] == len(results):
         raise typer.Exit(1)  # nothing usable came out of this run
@@ -105,9 +94,7 @@ def index(
     num_cpus: NumCpus = None,
 ) -> None:
     """Compute the SIS reference candidates of every frame of every clip."""
-    if not 0 < ratio <= 1 or exclusion < 0 or fallback_radius <= exclusion:
-        raise ConfigError("need 0 < --ratio <= 1, --exclusion >= 0 and --fallback-radius > --exclusion")
-    settings = SisSettings(ratio=ratio, exclusion=exclusion, fallback_radius=fallback_radius)
+    settings = validated(SisSettings, locals())
     todo, current = plan_index(out, settings)
     typer.echo(f"{len(todo)} source(s) to index, {current} current", err=True)
     run = Run(runs_root(out))
@@ -125,7 +112,8 @@ def index(
         "fallback_frames": sum(r["fallback"] for r in results),
         "errors": {e.item_id: e.message for e in errors},
     }
-    run.write_summary(body)
+    if todo:
+        run.write_summary(body)
     typer.echo(json.dumps(body))
     if errors:
         typer.echo(f"{len(errors)} source(s) failed: errors table {run.errors.uri}", err=True)

@@ -40,6 +40,19 @@ class LandmarkDetector(Protocol):
         ...
 
 
+def native_image(frame: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB image as native detectors read it: C-contiguous, rows unpadded.
+
+    Frames decoded at widths such as 854 or 577 come with padded rows (strides wider than 3*W);
+    dlib reads such a buffer as if it were packed, and misses faces or crashes (signal 11).
+    """
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {frame.shape} {frame.dtype}")
+    packed = np.ascontiguousarray(frame)
+    assert packed.flags.c_contiguous and packed.strides == (packed.shape[1] * 3, 3, 1)
+    return packed
+
+
 def _downscaled(frame: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
     scale = min(1.0, long_side / max(frame.shape[:2]))
     if scale == 1.0:
@@ -60,13 +73,13 @@ class DlibLandmarks:
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
         small, scale = _downscaled(frame, self.detect_long_side)
-        rects = self._detector(small, 0)
+        rects = self._detector(native_image(small), 0)
         boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
         return np.array(boxes, np.float32).reshape(-1, 4) / scale
 
     def landmarks(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         rect = self._dlib.rectangle(*(int(round(v)) for v in box))
-        shape = self._predictor(frame, rect)
+        shape = self._predictor(native_image(frame), rect)
         return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
 
 
@@ -97,12 +110,12 @@ class FaceAlignmentLandmarks:
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
         small, scale = _downscaled(frame, self.detect_long_side)
-        found = self._fa.face_detector.detect_from_image(small.copy())
+        found = self._fa.face_detector.detect_from_image(native_image(small).copy())
         return np.array([b[:4] for b in found], np.float32).reshape(-1, 4) / scale
 
     def landmarks(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         # float64: face-alignment writes box-derived scalars into torch tensors, which refuses np.float32
-        found = self._fa.get_landmarks_from_image(frame, detected_faces=[np.asarray(box, np.float64)])
+        found = self._fa.get_landmarks_from_image(native_image(frame), detected_faces=[np.asarray(box, np.float64)])
         return np.asarray(found[0], np.float32)[:, :2]
 
 

@@ -111,8 +111,14 @@ class MuseTalkUNet(nn.Module):
         """Build from musetalk.json and load unet.pth / pytorch_model.bin / *.safetensors strictly."""
         config = read_unet_config(config_path)
         state = read_state_dict(weights_path)
-        with torch.device("meta"):
-            model = cls(config)
+        try:
+            with torch.device("meta"):
+                model = cls(config)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # diffusers' own checks
+            raise ConfigError(
+                f"UNet config {config_path} does not describe a UNet ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:200]}): restore the published musetalk.json"
+            ) from None
         load_strict(
             model.unet,
             state,

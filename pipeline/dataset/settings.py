@@ -4,29 +4,42 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
 from fractions import Fraction
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from musedub.models.landmarks import LandmarkBackend
 
 TRAIN_FPS = Fraction(25)
 
 
-@dataclass(frozen=True)
-class PreprocessSettings:
-    weights: str
+class PreprocessSettings(BaseModel):
+    """The options of `musedub preprocess` (`musedub schema preprocess`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weights: str = Field(description="weights folder or URI (whisper for the features, face models)")
     landmarks: LandmarkBackend = "face-alignment"
-    detect_every: int = 5
-    smooth_radius: int = 2
-    clip_seconds: float = 30.0
-    min_clip_frames: int = 25  # 1 s: room for 16-frame stage-2 samples and references 5+ frames away
-    min_face: int = 150  # stage 1
-    stage2_min_face: int = 200
-    crop_margin: int = 20  # crops keep the largest dynamic bottom margin; training trims to its draw
-    crops: bool = True
-    features: bool = True
-    jpeg_quality: int = 95
+    detect_every: int = Field(5, ge=1, le=250, description="full-frame face detection every N frames")
+    smooth_radius: int = Field(2, ge=0, le=25)
+    clip_seconds: float = Field(30.0, gt=0, le=600, description="longest clip; clips also end at shot cuts")
+    # 1 s: room for 16-frame stage-2 samples and references 5+ frames away
+    min_clip_frames: int = Field(25, ge=16, description="shorter runs of usable face frames are dropped")
+    min_face: int = Field(150, ge=8, description="frames with a smaller face (px) are dropped (stage 1)")
+    stage2_min_face: int = Field(200, ge=8, description="clips whose faces are all this big are stage-2 clips")
+    # crops keep the largest dynamic bottom margin; training trims to its draw
+    crop_margin: int = Field(20, ge=0, le=100)
+    crops: bool = Field(True, description="store the 256x256 crops (JPEG), so training decodes no video")
+    features: bool = Field(True, description="store whisper states per clip")
+    jpeg_quality: int = Field(95, ge=1, le=100)
     device: str = "cpu"
+
+    @model_validator(mode="after")
+    def _clips_hold_enough_frames(self) -> PreprocessSettings:
+        if self.clip_seconds * TRAIN_FPS < self.min_clip_frames:
+            frames = self.min_clip_frames
+            raise ValueError(f"clip_seconds {self.clip_seconds} holds fewer than min_clip_frames {frames}")
+        return self
 
     @property
     def max_clip_frames(self) -> int:
@@ -35,7 +48,7 @@ class PreprocessSettings:
     def key(self) -> str:
         """Hash of every setting that changes the shards; the weights location only when whisper
         features are stored (landmark models come with the backend's package or release)."""
-        fields = asdict(self)
+        fields = self.model_dump()
         fields.pop("device")
         if not self.features:
             fields.pop("weights")

@@ -12,20 +12,28 @@ Ties break by frame index (stable sort), so the sets are deterministic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 JAW = np.arange(0, 16)
 INNER_MOUTH = np.arange(60, 67)
 ROW_BLOCK = 128  # target rows per distance block: bounds memory at O(block x n x points)
 
 
-@dataclass(frozen=True)
-class SisSettings:
-    ratio: float = 0.51  # k as a fraction of the clip (reference code 51%; the paper says 40%)
-    exclusion: int = 5  # never a reference within this many frames of the target
-    fallback_radius: int = 80  # 5 x 16 frames: stage 2's sample length T
+class SisSettings(BaseModel):
+    """The options of `musedub index` (`musedub schema index`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ratio: float = Field(0.51, gt=0, le=1, description="k as a fraction of the clip (reference code 0.51, paper 0.40)")
+    exclusion: int = Field(5, ge=0, description="never a reference within this many frames of the target")
+    fallback_radius: int = Field(80, description="5 x 16 frames (stage 2's sample length T): the fallback window")
+
+    @model_validator(mode="after")
+    def _window_beyond_exclusion(self) -> SisSettings:
+        if self.fallback_radius <= self.exclusion:
+            raise ValueError(f"fallback_radius {self.fallback_radius} must exceed exclusion {self.exclusion}")
+        return self
 
     def k(self, frames: int) -> int:
         return max(1, round(self.ratio * frames))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -21,6 +21,7 @@ from musedub.pipeline.core.run import Run
 from musedub.pipeline.core.stage import ITEM_ID, Resources, Row
 from musedub.pipeline.dataset.sis import SisSettings, candidate_sets, normalise_to_crop
 from musedub.pipeline.dataset.tables import (
+    SIS_SCHEMA,
     column_array,
     read_markers,
     read_table,
@@ -33,7 +34,7 @@ SIS_MARKERS = "_sis"
 
 
 def sis_key(settings: SisSettings, marker: dict[str, Any]) -> str:
-    text = json.dumps([asdict(settings), marker["checksum"], marker["settings"]], sort_keys=True)
+    text = json.dumps([settings.model_dump(), marker["checksum"], marker["settings"]], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -54,16 +55,6 @@ def clip_sis_rows(clips: pa.Table, row: int, settings: SisSettings) -> dict[str,
         "candidates": [c.tolist() for c in candidates],
         "fallback": fallback.tolist(),
     }
-
-
-SIS_SCHEMA = pa.schema(
-    [
-        ("clip_id", pa.string()),
-        ("frame", pa.int32()),  # 25 fps source frame
-        ("candidates", pa.list_(pa.int32())),  # offsets within the clip
-        ("fallback", pa.bool_()),
-    ]
-)
 
 
 @dataclass

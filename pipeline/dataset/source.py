@@ -35,7 +35,16 @@ from musedub.pipeline.core.stage import Resources, Row
 from musedub.pipeline.dataset.clip_cut import ClipSpan, cut_clips
 from musedub.pipeline.dataset.clip_quality import SAMPLES_PER_FRAME, clip_quality
 from musedub.pipeline.dataset.settings import TRAIN_FPS, PreprocessSettings
-from musedub.pipeline.dataset.tables import flat, remove_source_tables, table_uri, write_marker
+from musedub.pipeline.dataset.tables import (
+    CLIP_COLUMNS,
+    CLIP_SCHEMA,
+    FRAME_SCHEMA,
+    QUALITY_COLUMNS,
+    flat,
+    remove_source_tables,
+    table_uri,
+    write_marker,
+)
 from musedub.pipeline.face.crop_geometry import Box, FaceStatus, crop_box, crop_face, face_status
 from musedub.pipeline.face.track import FaceTrack, FaceTracker
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
@@ -215,31 +224,6 @@ class PreprocessSourceStage:
         return states.numpy().astype(np.float16).tobytes(), tuple(states.shape)
 
 
-QUALITY_COLUMNS = ("face_min_px", "face_median_px", "jitter", "mouth_motion", "speech_fraction", "sharpness")
-CLIP_SCHEMA = pa.schema(
-    [
-        ("source_id", pa.string()),
-        ("source", pa.string()),
-        ("clip_id", pa.string()),
-        ("start", pa.int32()),
-        ("stop", pa.int32()),
-        ("frames", pa.int32()),
-        ("shot", pa.int32()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("landmarks", pa.list_(pa.float32())),  # (n, 68, 2) in source pixels
-        ("boxes", pa.list_(pa.int32())),  # (n, 4) crop box without bottom margin
-        ("crop_bottom", pa.list_(pa.int32())),  # (n,) bottom edge of the stored crop
-        ("audio", pa.list_(pa.float32())),  # (n * 640,) 16 kHz mono
-        ("whisper", pa.binary()),  # float16 (2n + 8, L+1, D) or null
-        ("whisper_shape", pa.list_(pa.int32())),
-        ("stage2_ok", pa.bool_()),
-        ("flags", pa.list_(pa.string())),
-        *[(name, pa.float64()) for name in QUALITY_COLUMNS],
-    ]
-)
-CLIP_COLUMNS = tuple(CLIP_SCHEMA.names)
-FRAME_SCHEMA = pa.schema([("clip_id", pa.string()), ("frame", pa.int32()), ("crop", pa.binary())])  # crop: JPEG
 
 
 def failed_summary(row: Row, settings: PreprocessSettings, error: str) -> dict[str, Any]:

@@ -25,7 +25,43 @@ import pyarrow.parquet as pq
 from musedub.infra.errors import InputError
 from musedub.infra.storage import exists, join_uri, list_files, read_bytes, remove_tree, write_bytes_atomic
 
-TABLES = ("clips", "frames", "sis")
+# The schemas of the dataset's tables: writers write with them, readers select from them, and the
+# end-to-end test checks every table written against them.
+QUALITY_COLUMNS = ("face_min_px", "face_median_px", "jitter", "mouth_motion", "speech_fraction", "sharpness")
+CLIP_SCHEMA = pa.schema(
+    [
+        ("source_id", pa.string()),
+        ("source", pa.string()),
+        ("clip_id", pa.string()),
+        ("start", pa.int32()),
+        ("stop", pa.int32()),
+        ("frames", pa.int32()),
+        ("shot", pa.int32()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("landmarks", pa.list_(pa.float32())),  # (n, 68, 2) in source pixels
+        ("boxes", pa.list_(pa.int32())),  # (n, 4) crop box without bottom margin
+        ("crop_bottom", pa.list_(pa.int32())),  # (n,) bottom edge of the stored crop
+        ("audio", pa.list_(pa.float32())),  # (n * 640,) 16 kHz mono
+        ("whisper", pa.binary()),  # float16 (2n + 8, L+1, D) or null
+        ("whisper_shape", pa.list_(pa.int32())),
+        ("stage2_ok", pa.bool_()),
+        ("flags", pa.list_(pa.string())),
+        *[(name, pa.float64()) for name in QUALITY_COLUMNS],
+    ]
+)
+CLIP_COLUMNS = tuple(CLIP_SCHEMA.names)
+FRAME_SCHEMA = pa.schema([("clip_id", pa.string()), ("frame", pa.int32()), ("crop", pa.binary())])  # crop: JPEG
+SIS_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("frame", pa.int32()),  # 25 fps source frame
+        ("candidates", pa.list_(pa.int32())),  # offsets within the clip
+        ("fallback", pa.bool_()),
+    ]
+)
+SCHEMAS = {"clips": CLIP_SCHEMA, "frames": FRAME_SCHEMA, "sis": SIS_SCHEMA}
+TABLES = tuple(SCHEMAS)
 MARKERS = "_sources"
 RUNS = "_runs"
 

@@ -16,12 +16,13 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from musedub.infra.errors import InputError, MusedubError
 from musedub.infra.storage import (
@@ -33,7 +34,7 @@ from musedub.infra.storage import (
     remove_tree,
     write_bytes_atomic,
 )
-from musedub.models.weights.store import ModelStore
+from musedub.models.weights.store import DTYPES, ModelStore
 from musedub.pipeline.core.errors import ErrorRecord, ErrorsTable
 from musedub.pipeline.core.ray_adapter import StageSpec, Tasks, declare, run_stages, run_tasks
 from musedub.pipeline.core.run import RUNS_FOLDER, Run, parent_uri, runs_beside
@@ -98,16 +99,19 @@ class SilentProgress:
         """Nothing to show."""
 
 
-@dataclass(frozen=True)
-class BatchSettings:
-    weights: str
-    options: DubOptions
-    device: str = "auto"
-    dtype: str = "fp32"
-    work: str | None = None  # root for work prefixes; default beside each output
-    cpu_pool: int = 0  # actors per CPU stage; 0 = sized from the declared resources and the cluster
-    gpu_pool: int = 0  # generator actors; 0 = one per GPU (or as many as fit on CPUs)
-    runs: str | None = None  # where run folders go; default `.musedub-runs` beside the first output
+class BatchSettings(BaseModel):
+    """The options of `musedub batch` beyond each job's own (`musedub schema batch`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weights: str = Field(description="weights folder or URI; on a cluster every node must see it")
+    options: DubOptions = Field(default_factory=DubOptions, description="batch-wide job options; rows override")
+    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="where the generator runs")
+    dtype: Literal[tuple(DTYPES)] = "fp32"  # type: ignore[valid-type]
+    work: str | None = Field(None, description="root for work prefixes; default beside each output")
+    cpu_pool: int = Field(0, ge=0, description="actors per CPU stage; 0 = from declared resources and the cluster")
+    gpu_pool: int = Field(0, ge=0, description="generator actors; 0 = one per GPU (or as many as fit on CPUs)")
+    runs: str | None = Field(None, description="where run folders go; default `.musedub-runs` beside the first output")
 
     def runs_root(self, jobs: list[JobSpec]) -> str:
         if self.runs:
@@ -342,7 +346,10 @@ class BatchRunner:
                 outcomes.append(JobOutcome(spec.job_id, "failed", spec.output, error=error))
         order = {spec.job_id: i for i, spec in enumerate(jobs)}
         outcomes.sort(key=lambda o: order[o.job_id])
-        return BatchResult(run.run_id, run.uri, outcomes, errors.read())
+        result = BatchResult(run.run_id, run.uri, outcomes, errors.read())
+        if any(o.status != "up to date" for o in outcomes):  # a batch with nothing to do writes nothing
+            run.write_summary({"counts": result.counts(), "jobs": [asdict(o) for o in outcomes]})
+        return result
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

@@ -17,7 +17,7 @@ from musedub.infra.storage import commit_file
 from musedub.models.face_parsing import FaceParser
 from musedub.models.weights.store import ModelStore
 from musedub.pipeline.core.stage import Resources, Row
-from musedub.pipeline.dub.options import DubOptions, row_options
+from musedub.pipeline.dub.options import DubOptions, job_options
 from musedub.pipeline.face.blend import blend_face, feathered_lower_half, landmark_region
 from musedub.pipeline.face.crop_geometry import Box, FaceStatus, paste_square
 from musedub.pipeline.face.parsing_mask import jaw_region, parser_input, region_in_box
@@ -66,7 +66,7 @@ class BlendEncodeStage:
         return region_in_box(jaw_region(parsing), box, square)
 
     def __call__(self, row: Row) -> Row:
-        options = row_options(row, self.options)
+        options = job_options(row)
         info = probe_video(row["video"], parse_fps(row["still_fps"]))
         generated = iter(row["generated"])
         with tempfile.TemporaryDirectory(prefix="musedub-segment-") as work:

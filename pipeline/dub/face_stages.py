@@ -18,7 +18,7 @@ from musedub.models.landmarks import LandmarkDetector, load_landmark_detector
 from musedub.models.vae import CROP_SIZE
 from musedub.models.weights.store import ModelStore
 from musedub.pipeline.core.stage import Resources, Row
-from musedub.pipeline.dub.options import DubOptions, row_options
+from musedub.pipeline.dub.options import DubOptions, job_options
 from musedub.pipeline.face.crop_geometry import FaceStatus, crop_box, crop_face, face_status
 from musedub.pipeline.face.track import FaceTracker
 from musedub.pipeline.media.frame_rate import parse_fps
@@ -45,9 +45,10 @@ class TrackFacesStage:
         start, stop = row["chunk_start"], row["chunk_stop"]
         if info.frame_count != row["frame_count"]:
             raise InputError(f"video {row['video']} changed since it was planned: run the job again")
-        radius = self.options.smooth_radius
+        options = job_options(row)
+        radius = options.smooth_radius
         lo, hi = max(0, start - radius), min(info.frame_count, stop + radius)
-        tracker = FaceTracker(self._detector, self.options.detect_every)
+        tracker = FaceTracker(self._detector, options.detect_every)
         with FrameReader(info) as reader:
             track = tracker.track(reader.frames(range(lo, hi)), radius)
         return {**row, "landmarks": track.landmarks[start - lo : stop - lo]}
@@ -62,7 +63,7 @@ class CropStage:
         """Nothing to load: cropping is geometry."""
 
     def __call__(self, row: Row) -> Row:
-        options = row_options(row, self.options)
+        options = job_options(row)
         info = probe_video(row["video"], parse_fps(row["still_fps"]))
         landmarks = row["landmarks"]
         n = len(row["source"])

@@ -60,13 +60,20 @@ class LocalRunner:
         self.prompt = AudioPromptStage(weights, "cpu")
         self.generate = GenerateStage(weights, options, device, dtype)
         self.blend = BlendEncodeStage(options, weights, device)
-        for stage in (self.generate, self.track, self.crop, self.prompt, self.blend):
-            stage.setup()
+        self._ready = False
+
+    def setup(self) -> None:
+        """Load the models (once). `dub` calls it after planning, so bad input fails before any model loads."""
+        if not self._ready:
+            for stage in (self.generate, self.track, self.crop, self.prompt, self.blend):
+                stage.setup()
+            self._ready = True
 
     def dub(self, video: str, audio: str, output: str) -> DubReport:
         """Dub one video; raises InputError (nothing written) for bad inputs."""
         started = time.perf_counter()
         plan = plan_job(None, video, audio, output, self.options, self.weights)
+        self.setup()
         log.info(
             "job %s: %s; dub audio %.2f s -> %d frames", plan.job_id, plan.description, plan.audio_seconds, plan.total
         )

@@ -13,18 +13,20 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from musedub.infra.errors import InputError
-from musedub.infra.storage import is_local, local_path, read_bytes, validate_uri
+from musedub.infra.storage import is_local, is_under, local_path, read_bytes, split_uri, validate_uri
+from musedub.pipeline.core.errors import one_line
 from musedub.pipeline.dub.length_policy import LengthPolicy
 from musedub.pipeline.dub.options import X264_PRESETS
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 SHOWN_PROBLEMS = 50
+MAX_MANIFEST_BYTES = 256 * 2**20  # about a million jobs; larger batches are split
+MAX_URI = 4096
 
 
 class JobSpec(BaseModel):
@@ -33,15 +35,17 @@ class JobSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     job_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="unique; names the work folder")
-    video: str = Field(description="video or still image of the speaker: local path, s3:// or gs:// URI")
-    audio: str = Field(description="the new speech (any audio, or a video's audio track)")
-    output: str = Field(description="where the mp4 goes; the report is written beside it")
+    video: str = Field(
+        max_length=MAX_URI, description="video or still image of the speaker: local path, s3:// or gs:// URI"
+    )
+    audio: str = Field(max_length=MAX_URI, description="the new speech (any audio, or a video's audio track)")
+    output: str = Field(max_length=MAX_URI, description="where the mp4 goes; the report is written beside it")
     length_policy: LengthPolicy | None = None
     extra_margin: int | None = Field(None, ge=0, le=100)
     bbox_shift: int | None = Field(None, ge=-100, le=100)
     crf: int | None = Field(None, ge=0, le=51)
     preset: Literal[X264_PRESETS] | None = None  # type: ignore[valid-type]
-    still_fps: str | None = None
+    still_fps: str | None = Field(None, max_length=32)
 
     @field_validator("video", "audio", "output")
     @classmethod
@@ -50,7 +54,7 @@ class JobSpec(BaseModel):
             validate_uri(value, info.field_name)
         except InputError as exc:
             raise ValueError(str(exc)) from None
-        if ".." in PurePosixPath(urlsplit(value).path).parts:
+        if ".." in PurePosixPath(split_uri(value)[2]).parts:
             raise ValueError(f"{info.field_name} {value!r} contains '..': give the path without parent steps")
         return value
 
@@ -90,22 +94,31 @@ def _rows_jsonl(text: str) -> list[ManifestRow]:
             rows.append(ManifestRow(f"line {number}", json.loads(line)))
         except json.JSONDecodeError as exc:
             rows.append(ManifestRow(f"line {number}", {"__error__": f"not JSON ({exc.msg})"}))
+        except RecursionError:
+            rows.append(ManifestRow(f"line {number}", {"__error__": "nested too deeply: a job is a flat mapping"}))
     return rows
 
 
 def _rows_csv(text: str) -> list[ManifestRow]:
     reader = csv.DictReader(io.StringIO(text))
     rows = []
-    for values in reader:
-        cleaned = {k: v for k, v in values.items() if k is not None and v not in ("", None)}
-        rows.append(ManifestRow(f"line {reader.line_num}", cleaned, tuple(reader.fieldnames or ())))
+    try:
+        for values in reader:
+            cleaned = {k: v for k, v in values.items() if k is not None and v not in ("", None)}
+            rows.append(ManifestRow(f"line {reader.line_num}", cleaned, tuple(reader.fieldnames or ())))
+    except csv.Error as exc:  # e.g. a field over csv's 128 KiB limit
+        raise ValueError(f"line {reader.line_num + 1}: not CSV ({exc})") from None
     return rows
 
 
 def _rows_parquet(data: bytes) -> list[ManifestRow]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(io.BytesIO(data))
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"is not a readable Parquet file ({type(exc).__name__})") from None
     return [
         ManifestRow(f"row {i + 1}", {k: v for k, v in values.items() if v is not None}, tuple(table.column_names))
         for i, values in enumerate(table.to_pylist())
@@ -114,23 +127,26 @@ def _rows_parquet(data: bytes) -> list[ManifestRow]:
 
 def read_rows(uri: str) -> list[ManifestRow]:
     """The raw rows of a manifest file, each with where it sits."""
-    suffix = PurePosixPath(urlsplit(uri).path).suffix.lower()
+    suffix = PurePosixPath(split_uri(uri)[2]).suffix.lower()
     kind = FORMATS.get(suffix)
     if kind is None:
         raise ManifestError(f"manifest {uri} has suffix {suffix!r}: name it .yaml, .jsonl, .csv or .parquet")
     data = read_bytes(uri, "manifest")
-    if kind == "parquet":
-        return _rows_parquet(data)
-    text = data.decode("utf-8-sig")
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"manifest {uri} is {len(data)} bytes, over {MAX_MANIFEST_BYTES}: split it into batches")
     try:
+        if kind == "parquet":
+            return _rows_parquet(data)
+        text = data.decode("utf-8-sig")
         return {"yaml": _rows_yaml, "jsonl": _rows_jsonl, "csv": _rows_csv}[kind](text)
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"manifest {uri} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     except yaml.YAMLError as exc:
-        raise ManifestError(f"manifest {uri} is not valid YAML: {str(exc).splitlines()[0]}") from None
-
-
-def _under(output: str, prefix: str) -> bool:
-    base = prefix.rstrip("/") + "/"
-    return output.startswith(base)
+        raise ManifestError(f"manifest {uri} is not valid YAML: {one_line(str(exc).splitlines()[0])}") from None
+    except RecursionError:
+        raise ManifestError(f"manifest {uri} is nested too deeply: a job is a flat mapping of fields") from None
+    except (csv.Error, ValueError) as exc:
+        raise ManifestError(f"manifest {uri} {one_line(str(exc))}: fix or re-export it") from None
 
 
 def _problems(error: ValidationError) -> list[str]:
@@ -181,7 +197,7 @@ def load_manifest(uri: str, output_prefix: str | None = None) -> list[JobSpec]:
                 problems.append(f"{row.where}: {field} {getattr(job, field)!r} appears in more than one job")
     if output_prefix:
         for row, job in jobs:
-            if not _under(job.output, output_prefix):
+            if not is_under(job.output, output_prefix):
                 problems.append(f"{row.where}: output {job.output!r} is outside the allowed prefix {output_prefix!r}")
     if problems:
         raise problems_error(f"manifest {uri}", problems, "nothing was run")

@@ -17,7 +17,7 @@ from musedub.models.generator import MuseTalkGenerator
 from musedub.models.weights.store import DTYPES, ModelStore
 from musedub.pipeline.audio.prompts import AudioPrompter
 from musedub.pipeline.core.stage import Resources, Row
-from musedub.pipeline.dub.options import DubOptions
+from musedub.pipeline.dub.options import DubOptions, job_options
 from musedub.pipeline.face.crop_geometry import FaceStatus
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.frame_rate import parse_fps
@@ -69,9 +69,10 @@ class GenerateStage:
         crops, prompts = row["crops"], row["prompts"]
         device = next(self._generator.parameters()).device
         out = np.empty_like(crops)
-        for i in range(0, len(crops), self.options.batch_size):
-            batch = torch.from_numpy(crops[i : i + self.options.batch_size]).to(device)  # (B, 256, 256, 3)
-            audio = torch.from_numpy(prompts[i : i + self.options.batch_size])  # (B, 50, D)
+        size = job_options(row).batch_size
+        for i in range(0, len(crops), size):
+            batch = torch.from_numpy(crops[i : i + size]).to(device)  # (B, 256, 256, 3)
+            audio = torch.from_numpy(prompts[i : i + size])  # (B, 50, D)
             # at inference the reference image is the target frame itself
             out[i : i + len(batch)] = self._generator(batch, batch, audio).cpu().numpy()
         rest = {k: v for k, v in row.items() if k not in ("crops", "prompts")}

@@ -41,7 +41,7 @@ class DubOptions(BaseModel):
     )
 
 
-def row_options(row: dict[str, Any], default: DubOptions) -> DubOptions:
-    """A row's own job options (a batch mixes jobs with per-job overrides), else the stage's."""
-    text = row.get("options")
-    return DubOptions.model_validate_json(text) if text else default
+def job_options(row: dict[str, Any]) -> DubOptions:
+    """The options of the job a row belongs to: they travel once, in the row (a batch mixes jobs
+    with per-job overrides). A stage's own `options` only choose what `setup()` loads."""
+    return DubOptions.model_validate_json(row["options"])

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from musedub.infra.errors import InputError
-from musedub.infra.storage import check_writable, checksum, validate_uri
+from musedub.infra.storage import check_writable, checksum, same_location, validate_uri
 from musedub.pipeline.audio.windows import SAMPLE_RATE, video_frame_count
 from musedub.pipeline.core.stage import Row
 from musedub.pipeline.dub.length_policy import output_frame_count, source_frames
@@ -126,11 +126,20 @@ class JobPlan:
         }
 
 
+def report_uri(output: str) -> str:
+    """Where a job's report goes: beside its output."""
+    return output + ".report.json"
+
+
 def plan_job(job_id: str | None, video: str, audio: str, output: str, options: DubOptions, weights: str) -> JobPlan:
     """Probe and size one job; InputError (naming the input) when it cannot be dubbed."""
     started = time.perf_counter()
+    validate_uri(output, "output")
     for uri, what in ((video, "video"), (audio, "dub audio")):
         validate_uri(uri, what)
+        for written in (output, report_uri(output)):
+            if same_location(written, uri):
+                raise InputError(f"output {written} is the {what} itself: write the dub to another path")
     check_writable(output, "output")
     info = probe_video(video, parse_fps(options.still_fps))
     samples = decode_audio_16k_mono(audio, "dub audio")

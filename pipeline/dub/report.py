@@ -9,12 +9,8 @@ from typing import Any
 
 from musedub.infra.errors import InputError
 from musedub.infra.storage import exists, read_bytes, write_bytes_atomic
-from musedub.pipeline.dub.plan import JobPlan
+from musedub.pipeline.dub.plan import JobPlan, report_uri
 from musedub.pipeline.face.crop_geometry import FaceStatus
-
-
-def report_uri(output: str) -> str:
-    return output + ".report.json"
 
 
 @dataclass

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from musedub.infra.errors import ConfigError, InputError
-from musedub.models.landmarks import LandmarkDetector, load_landmark_detector
+from musedub.models.landmarks import LandmarkBackend, LandmarkDetector, load_landmark_detector
 from musedub.models.syncnet import SYNC_FRAMES, SyncNet
 from musedub.models.vgg19 import VGG19Features
 from musedub.models.weights.store import ModelStore
@@ -54,11 +55,19 @@ class Faces:
     identities: np.ndarray  # (k, 128) dlib descriptors
 
 
+class EvalSettings(BaseModel):
+    """The options of `musedub eval` (`musedub schema eval`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weights: str = Field(description="weights folder or URI holding vgg19/ and syncnet/")
+    landmarks: LandmarkBackend = "face-alignment"
+    max_frames: int = Field(750, ge=2, description="frames scored per video, from its start")
+
+
 @dataclass
 class EvalStage:
-    weights: str
-    landmarks: str = "face-alignment"
-    max_frames: int = 750
+    settings: EvalSettings
     resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
     _detector: LandmarkDetector | None = field(default=None, init=False, repr=False)
     _vgg: VGG19Features | None = field(default=None, init=False, repr=False)
@@ -68,8 +77,8 @@ class EvalStage:
     def setup(self) -> None:
         import dlib
 
-        layout = ModelStore(self.weights).layout
-        self._detector = load_landmark_detector(self.landmarks, layout.face_alignment)  # type: ignore[arg-type]
+        layout = ModelStore(self.settings.weights).layout
+        self._detector = load_landmark_detector(self.settings.landmarks, layout.face_alignment)
         self._vgg = VGG19Features.from_file(layout.vgg19)
         self._syncnet = SyncNet.from_pretrained(layout.syncnet)
         self._identity = dlib.face_recognition_model_v1(str(identity_model_path()))
@@ -100,7 +109,7 @@ class EvalStage:
         import dlib
 
         assert self._detector is not None
-        count = min(info.frame_count, self.max_frames)
+        count = min(info.frame_count, self.settings.max_frames)
         with FrameReader(info) as reader:
             track = FaceTracker(self._detector).track(reader.frames(range(count)))
         crops, frames, identities = [], [], []

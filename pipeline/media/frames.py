@@ -106,6 +106,7 @@ class FrameReader:
             ) from None
 
     def _upright(self, frame: av.VideoFrame) -> np.ndarray:
-        rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3) as stored
+        rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3) as stored; rows may be padded (e.g. w=854)
         turns = round(self.info.rotation / 90) % 4
-        return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+        # packed rows: native code (dlib, x264 via from_ndarray) reads the buffer as W*3 bytes a row
+        return np.ascontiguousarray(np.rot90(rgb, k=turns) if turns else rgb)

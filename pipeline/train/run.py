@@ -14,7 +14,8 @@ from musedub.pipeline.core.ray_adapter import read_parquet
 from musedub.pipeline.dataset.sis_index import SIS_MARKERS
 from musedub.pipeline.dataset.tables import require_dataset
 
-CLIP_COLUMNS = [
+# what training reads of the clips table (a subset of tables.CLIP_SCHEMA; tests check it)
+TRAIN_CLIP_COLUMNS = [
     "source_id",
     "clip_id",
     "start",
@@ -45,7 +46,7 @@ def clips_dataset(dataset: str, min_face: int, frames: int, needs_sis: bool) -> 
             raise InputError(
                 f"dataset {dataset} has {len(missing)} source(s) without SIS index: run `musedub index {dataset}`"
             )
-    usable = read_parquet(join_uri(dataset, "clips"), CLIP_COLUMNS, {"face_min_px": min_face, "frames": frames})
+    usable = read_parquet(join_uri(dataset, "clips"), TRAIN_CLIP_COLUMNS, {"face_min_px": min_face, "frames": frames})
     if usable.count() == 0:
         raise InputError(
             f"dataset {dataset} has no clip of at least {frames} frames with faces of {min_face} px or more: "

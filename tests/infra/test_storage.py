@@ -9,7 +9,18 @@ from pathlib import Path
 import pytest
 
 from musedub.infra.errors import InputError
-from musedub.infra.storage import create_exclusive, join_uri, read_bytes, validate_uri, write_bytes_atomic
+from musedub.infra.storage import (
+    canonical,
+    create_exclusive,
+    is_under,
+    join_uri,
+    read_bytes,
+    redact,
+    same_location,
+    split_uri,
+    validate_uri,
+    write_bytes_atomic,
+)
 
 
 @pytest.mark.parametrize(
@@ -20,6 +31,7 @@ from musedub.infra.storage import create_exclusive, join_uri, read_bytes, valida
         ("ftp://host/x", "unsupported scheme"),
         ("s3:///key-without-bucket", "names no bucket"),
         ("a\nb", "control characters"),
+        ("a\rforged.mp4", "control characters"),
     ],
 )
 def test_rejects_bad_uris(uri: str, match: str) -> None:
@@ -32,6 +44,45 @@ def test_rejects_bad_uris(uri: str, match: str) -> None:
 )
 def test_accepts_supported_uris(uri: str) -> None:
     assert validate_uri(uri, "audio") == uri
+
+
+def test_credentials_in_a_uri_are_refused_and_never_printed() -> None:
+    with pytest.raises(InputError) as caught:
+        validate_uri("s3://AKIAEXAMPLE:s3cr3t/x@bucket/in.mp4", "video")
+    message = str(caught.value)
+    assert "s3cr3t" not in message and "AKIAEXAMPLE" not in message
+    assert "s3://***@bucket/in.mp4" in message and "environment" in message
+    assert redact("gs://user:pw@b/k") == "gs://***@b/k" and redact("s3://b/k#x") == "s3://b/k#x"
+
+
+def test_hash_and_query_characters_are_part_of_the_path() -> None:
+    assert split_uri("s3://bucket/a#/../../b?.mp4") == ("s3", "bucket", "a#/../../b?.mp4")
+    assert split_uri("out/#/../x.mp4") == ("", "", "out/#/../x.mp4")
+    assert split_uri("dir/a://b") == ("", "", "dir/a://b")  # not a scheme: a local path
+    assert canonical("s3://Bucket/a/./b//c/../d.mp4") == "s3://bucket/a/b/d.mp4"
+
+
+def test_outputs_escaping_their_prefix_are_seen_through_any_spelling(tmp_path: Path) -> None:
+    prefix = str(tmp_path / "out")
+    assert is_under(str(tmp_path / "out" / "t" / "fr.mp4"), prefix)
+    for escape in ("out/#/../../escape.mp4", "out/../escape.mp4", "out2/x.mp4"):
+        assert not is_under(str(tmp_path / escape), prefix), escape
+    assert not is_under("s3://b/out/#/../../x.mp4", "s3://b/out")
+    assert is_under("s3://b/out/a#b.mp4", "s3://b/out/")
+
+
+def test_the_same_file_is_recognised_through_links_and_spellings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    video = tmp_path / "in.mp4"
+    video.write_bytes(b"x")
+    (tmp_path / "link.mp4").symlink_to(video)
+    os.link(video, tmp_path / "hard.mp4")
+    monkeypatch.chdir(tmp_path)
+    for other in ("in.mp4", "./sub/../in.mp4", f"file://{video}", "link.mp4", "hard.mp4"):
+        assert same_location(other, str(video)), other
+    assert not same_location("other.mp4", str(video))
+    assert same_location("s3://b/k/../in.mp4", "s3://B/in.mp4") and not same_location("s3://b/in.mp4", "gs://b/in.mp4")
 
 
 def test_local_atomic_write_leaves_only_the_target(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from musedub.infra.sample_media import write_clip
 from musedub.jobs.cli import main
 from musedub.models.weights.layout import WeightsLayout
 
+pytestmark = pytest.mark.slow  # end to end on the shared Ray cluster (and S3)
+
 SEGMENT_ARGS = ["--landmarks", "dlib", "--device", "cpu", "--length-policy", "trim-audio", "--segment-seconds", "0.4"]
 
 

@@ -14,10 +14,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from musedub.infra.sample_media import write_audio, write_clip
 from musedub.jobs.cli import main
 from musedub.models.weights.layout import WeightsLayout
+
+pytestmark = pytest.mark.slow  # end to end on the shared Ray cluster (and S3)
 
 FLAGS = ["--landmarks", "dlib", "--device", "cpu", "--length-policy", "trim-audio"]
 
@@ -32,7 +35,8 @@ def put_catalog(s3, bucket: str, rows: list[dict[str, str]]) -> str:
 
 
 def run_records(s3, bucket: str) -> list[dict]:
-    listed = s3.list_objects_v2(Bucket=bucket, Prefix="dub/.musedub-catalog/runs/").get("Contents", [])
+    """The run records (`runs/T-ID.json`); each run's errors table and summary sit in `runs/T-ID/`."""
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="dub/.musedub-catalog/runs/", Delimiter="/").get("Contents", [])
     return [json.loads(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()) for o in listed]
 
 

@@ -16,6 +16,7 @@ from musedub.models.weights.layout import WeightsLayout
 from musedub.pipeline.audio.prompts import AudioPrompter
 
 
+@pytest.mark.slow
 def test_console_script_init_random_then_features(tmp_path: Path, speech_path: Path, speech: np.ndarray) -> None:
     binary = shutil.which("musedub")
     assert binary, "the musedub console script is not installed: pip install -e ."
@@ -118,6 +119,7 @@ def test_weights_check(tiny_weights: WeightsLayout, capsys: pytest.CaptureFixtur
     assert "all models load (RANDOM weights)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_download_without_network_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,6 +3,7 @@ real dlib landmarks: length, rate, audio, untouched pixels, faceless frames, sti
 
 from __future__ import annotations
 
+import hashlib
 import json
 import wave
 from fractions import Fraction
@@ -26,12 +27,16 @@ from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.frames import FrameReader
 from musedub.pipeline.media.probe import probe_video
 
+DATA = Path(__file__).resolve().parent.parent / "data"
+
 
 def dub(tiny_weights: WeightsLayout, video: str, audio: str, output: str, *extra: str) -> int:
     args = ["dub", "--video", video, "--audio", audio, "--output", output, "--weights", str(tiny_weights.root)]
     return main([*args, "--landmarks", "dlib", "--device", "cpu", "--batch-size", "16", *extra])
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 @pytest.mark.parametrize("fps", [Fraction(25), Fraction(30)])
 def test_dub_follows_the_audio_and_keeps_the_rest_of_the_frame(
     tiny_weights: WeightsLayout, dlib_detector, clip_dir: Path, short_speech: Path, tmp_path: Path, fps: Fraction
@@ -71,6 +76,7 @@ def test_dub_follows_the_audio_and_keeps_the_rest_of_the_frame(
     assert psnr(np.concatenate(kept_out), np.concatenate(kept_src)) > 40
 
 
+@pytest.mark.slow
 def test_faceless_second_passes_through_and_the_job_succeeds(
     tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, tmp_path: Path
 ) -> None:
@@ -86,6 +92,8 @@ def test_faceless_second_passes_through_and_the_job_succeeds(
     assert min(psnr(frames[i], source[i]) for i in range(25)) < 40  # with a face, the mouth is regenerated
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["png", "jpg", "one-frame mp4"])
 def test_still_image_is_animated_for_the_whole_audio(
     tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, tmp_path: Path, kind: str
@@ -103,6 +111,7 @@ def test_still_image_is_animated_for_the_whole_audio(
     assert len({f[frames[0].shape[0] // 2 :].tobytes() for f in frames}) > 1  # the mouth moves
 
 
+@pytest.mark.slow
 def test_s3_in_and_out(tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, s3_bucket: str) -> None:
     import boto3
 
@@ -181,6 +190,7 @@ def test_unreadable_s3_uri_leaves_nothing(
     assert boto3.client("s3").list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
 
 
+@pytest.mark.slow
 def test_trim_audio_stops_with_the_video(
     tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, tmp_path: Path
 ) -> None:
@@ -193,6 +203,7 @@ def test_trim_audio_stops_with_the_video(
     assert len(decoded(out)) == 25
 
 
+@pytest.mark.slow
 def test_face_parsing_mask_is_used_when_its_weights_exist(
     parsing_weights: WeightsLayout, dlib_detector, clip_dir: Path, short_speech: Path, tmp_path: Path
 ) -> None:
@@ -223,3 +234,23 @@ def test_asking_for_parsing_without_its_weights_is_one_clear_error(
     assert dub(tiny_weights, str(clip), str(short_speech), str(out), "--mask", "parsing") == 2
     assert "face-parse-bisent/79999_iter.pth" in capsys.readouterr().err
     assert not out.exists()
+
+
+# sha256 of the RGB frames `musedub dub` gave on the committed clip and speech with
+# `weights init-random --tiny` (seed 0) and dlib, recorded before the code moved under `musedub.*`
+# (2026-11-29, torch 2.13.0+cpu, x86_64). Bits hold on the same CPU ISA and torch/FFmpeg builds.
+COMMITTED_CLIP_FRAMES = (215, "8577f3514fa96d415b5ba8d69da88ddd2d6f8c837f1d44ae31a74194454e3964")
+
+
+@pytest.mark.slow
+def test_the_committed_clip_dubs_to_the_frames_recorded_before_the_move(tmp_path: Path) -> None:
+    weights, out = tmp_path / "weights", tmp_path / "dubbed.mp4"
+    assert main(["weights", "init-random", "--tiny", str(weights)]) == 0
+    video, audio = DATA / "astronaut_25fps.mp4", DATA / "speech_16k.wav"
+    args = ["--video", str(video), "--audio", str(audio), "--output", str(out), "--weights", str(weights)]
+    assert main(["dub", *args, "--landmarks", "dlib"]) == 0
+    digest = hashlib.sha256()
+    frames = decoded(out)
+    for frame in frames:
+        digest.update(frame.tobytes())
+    assert (len(frames), digest.hexdigest()) == COMMITTED_CLIP_FRAMES

@@ -13,6 +13,8 @@ import pytest
 from musedub.jobs.cli import main
 from musedub.models.weights.layout import WeightsLayout
 
+pytestmark = pytest.mark.slow  # end to end on the shared Ray cluster (and S3)
+
 DATA = Path(__file__).parent.parent / "data"
 
 

@@ -29,7 +29,11 @@ from musedub.infra.sample_media import write_clip
 from musedub.jobs.cli import main
 from musedub.models.syncnet import SyncNet
 from musedub.models.weights.layout import WeightsLayout
-from musedub.pipeline.dataset.tables import source_id
+from musedub.pipeline.core.errors import ERRORS_SCHEMA
+from musedub.pipeline.dataset.tables import CLIP_SCHEMA, SCHEMAS, source_id
+from musedub.pipeline.train.run import TRAIN_CLIP_COLUMNS
+
+pytestmark = pytest.mark.slow  # end to end on the shared Ray cluster (and S3)
 
 
 def tree(fs: s3fs.S3FileSystem, root: str) -> dict[str, str]:
@@ -97,7 +101,9 @@ def test_preprocess_index_train_and_dub(
         assert len(clip["landmarks"]) == n * 68 * 2 and len(clip["audio"]) == n * 640
         assert clip["whisper_shape"] == [2 * n + 8, 5, 64]
         assert "static_mouth" in clip["flags"]  # a photo does not speak
-    errors = pq.read_table(f"{s3_bucket}/dataset/_runs/{body['run_id']}/errors", filesystem=fs).to_pylist()
+    errors_table = pq.read_table(f"{s3_bucket}/dataset/_runs/{body['run_id']}/errors", filesystem=fs)
+    assert errors_table.schema.remove_metadata().equals(ERRORS_SCHEMA)
+    errors = errors_table.to_pylist()
     assert sorted((e["stage"], e["error_class"]) for e in errors) == [("PreprocessSource", "InputError")] * 2
     assert {e["item_id"] for e in errors} == {source_id("broken.mkv"), source_id("mute.mp4")}
 
@@ -111,6 +117,10 @@ def test_preprocess_index_train_and_dub(
     fs.invalidate_cache()
     sis = pq.read_table(f"{s3_bucket}/dataset/sis", filesystem=fs, partitioning=None)
     assert sis.num_rows == 42 + 50 + 60
+    for name, schema in SCHEMAS.items():  # every table the dataset holds, as its owner declares it
+        table = pq.read_table(f"{s3_bucket}/dataset/{name}", filesystem=fs, partitioning=None)
+        assert table.schema.remove_metadata().equals(schema), name
+    assert set(TRAIN_CLIP_COLUMNS) <= set(CLIP_SCHEMA.names)
 
     runs = tmp_path / "runs"
     syncnet_config = tmp_path / "syncnet.yaml"

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from musedub.infra.errors import ConfigError
-from musedub.models.landmarks import FAN_FILE, S3FD_FILE, dlib_predictor_path, load_landmark_detector
+from musedub.models.landmarks import (
+    FAN_FILE,
+    S3FD_FILE,
+    dlib_predictor_path,
+    load_landmark_detector,
+    native_image,
+)
 
 
 def test_dlib_model_found_without_importing_its_package() -> None:
@@ -52,3 +58,22 @@ def test_face_alignment_loads_both_files_from_the_weights_folder_without_downloa
     marks = detector.landmarks(frame, np.array([100, 60, 220, 200], np.float32))
     assert marks.shape == (68, 2) and np.isfinite(marks).all()
     assert not (hub / "checkpoints").exists()  # nothing was fetched
+
+
+def test_padded_rows_are_packed_before_dlib_reads_them(dlib_detector) -> None:
+    """PyAV returns rows padded to an alignment at widths such as 854: dlib must see packed rows."""
+    from skimage.data import astronaut
+
+    image = np.ascontiguousarray(astronaut()[:, :427])  # an odd width, so 3*W is not aligned
+    padded = np.zeros((image.shape[0], image.shape[1] + 5, 3), np.uint8)
+    padded[:, : image.shape[1]] = image
+    view = padded[:, : image.shape[1]]  # the same pixels, rows 15 bytes apart from packed
+    assert not view.flags.c_contiguous
+    packed = native_image(view)
+    assert packed.flags.c_contiguous and np.array_equal(packed, image)
+    boxes = dlib_detector.detect(image)
+    assert len(boxes) == 1
+    np.testing.assert_array_equal(dlib_detector.detect(view), boxes)
+    np.testing.assert_array_equal(dlib_detector.landmarks(view, boxes[0]), dlib_detector.landmarks(image, boxes[0]))
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        native_image(image[..., 0])

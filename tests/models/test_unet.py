@@ -92,6 +92,10 @@ def test_full_size_config_with_tiny_weights_is_refused(tmp_path: Path, tiny_unet
         ("[1, 2]", "not a JSON object"),
         (json.dumps({**TINY_UNET_CONFIG, "in_channels": 4}), "in_channels=4; MuseTalk needs 8"),
         (json.dumps({**TINY_UNET_CONFIG, "cross_attention_dim": None}), "integer cross_attention_dim"),
+        (
+            json.dumps({**TINY_UNET_CONFIG, "down_block_types": ["NoSuchBlock2D"] * 2}),
+            "does not describe a UNet .*NoSuchBlock2D",
+        ),
     ],
 )
 def test_wrong_config_is_a_clear_error(tmp_path: Path, tiny_unet: MuseTalkUNet, content: str, match: str) -> None:

@@ -14,8 +14,7 @@ from musedub.pipeline.catalog.catalogue import load_catalog
 from musedub.pipeline.catalog.plan import CURRENT, MISSING, NEW, STALE, plan_catalog
 from musedub.pipeline.dub.manifest import ManifestError
 from musedub.pipeline.dub.options import DubOptions
-from musedub.pipeline.dub.plan import job_key
-from musedub.pipeline.dub.report import report_uri
+from musedub.pipeline.dub.plan import job_key, report_uri
 
 
 def test_wide_csv_gives_one_entry_per_title_and_language(tmp_path: Path) -> None:

@@ -7,11 +7,10 @@ import pytest
 from musedub.pipeline.core.pools import RESERVED_CPUS, size_pools
 from musedub.pipeline.core.stage import Resources
 from musedub.pipeline.dub.batch import BatchSettings
-from musedub.pipeline.dub.options import DubOptions
 
 
 def segment_pools(cluster: dict[str, float], device: str = "auto", cpu_pool: int = 0, gpu_pool: int = 0) -> dict:
-    settings = BatchSettings("weights", DubOptions(), device, cpu_pool=cpu_pool, gpu_pool=gpu_pool)
+    settings = BatchSettings(weights="weights", device=device, cpu_pool=cpu_pool, gpu_pool=gpu_pool)
     return size_pools({s.name: s.resources for s in settings.segment_stages(cluster)}, cluster)
 
 

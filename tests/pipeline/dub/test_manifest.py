@@ -80,3 +80,23 @@ def test_schema_describes_a_row(capsys: pytest.CaptureFixture[str]) -> None:
     jsonschema.validate(GOOD[1], schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**GOOD[1], "crf": 99}, schema)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("huge.csv", b"job_id,video,audio,output\na," + b"x" * 200_000 + b",a.wav,o.mp4\n", "line 2: not CSV"),
+        ("nested.jsonl", b"[" * 100_000 + b"]" * 100_000 + b"\n", "line 1: nested too deeply"),
+        ("garbage.parquet", b"PAR1" + bytes(range(256)) * 40 + b"PAR1", "is not a readable Parquet file"),
+        ("latin1.csv", "job_id,video,audio,output\nä,a.mp4,a.wav,o.mp4\n".encode("latin-1"), "is not UTF-8 text"),
+        ("long.jsonl", json.dumps({**GOOD[0], "video": "v" * 5000}).encode(), "at most 4096 characters"),
+        ("bad.yaml", b"jobs: [\n  {job_id: a", "is not valid YAML"),
+    ],
+)
+def test_hostile_manifests_are_one_clear_error(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(str(path))
+    assert message in str(caught.value) and str(path) in str(caught.value)
+
