@@ -1,5 +1,5 @@
 """Training data to a dubbing checkpoint on a 2-CPU local Ray cluster: preprocess -> index ->
-train-syncnet -> 20 steps of stage 1 (2 DDP workers, one killed) -> 20 of stage 2 with that
+train-syncnet -> 12 steps of stage 1 (2 DDP workers, one killed after step 6) -> 12 of stage 2 with that
 SyncNet -> `weights compose` -> `musedub dub`.
 
 The dataset lives on a real S3 endpoint (moto on loopback); the sources are the astronaut
@@ -149,33 +149,33 @@ def test_preprocess_index_train_and_dub(
         "dataset": dataset,
         "output": str(runs),
         "weights": str(weights),
-        "steps": 20,
+        "steps": 12,
         "batch_size": 1,
         "grad_accum": 1,
         "lr": 1e-3,
         "min_face": 150,
-        "checkpoint_every": 10,
+        "checkpoint_every": 6,
         "num_workers": 2,
         "cpus_per_worker": 0.5,
         "samples_per_clip": 2,
     }
     stage1 = tmp_path / "stage1.yaml"
     stage1.write_text(yaml.safe_dump({**common, "stage": 1, "run_name": "s1"}))
-    with ThreadPoolExecutor(1) as pool:  # kill a DDP worker once Ray Train has registered step 10
+    with ThreadPoolExecutor(1) as pool:  # kill a DDP worker once Ray Train has registered step 6
         run = pool.submit(main, ["train", str(stage1), "--address", ray_cluster])
         deadline = time.monotonic() + 400
-        while not registered(runs / "s1", "step-00000010"):
-            assert not run.done() and time.monotonic() < deadline, "stage 1 never wrote its step-10 checkpoint"
+        while not registered(runs / "s1", "step-00000006"):
+            assert not run.done() and time.monotonic() < deadline, "stage 1 never wrote its step-6 checkpoint"
             time.sleep(0.5)
         workers = [p for p in psutil.process_iter(["cmdline"]) if "RayTrainWorker" in " ".join(p.info["cmdline"] or [])]
         assert workers, "no Ray Train worker to kill"
         workers[0].kill()
         assert run.result(timeout=600) == 0
-    assert "step-00000020" in capsys.readouterr().out
-    checkpoint1 = runs / "s1" / "step-00000020"
+    assert "step-00000012" in capsys.readouterr().out
+    checkpoint1 = runs / "s1" / "step-00000012"
     assert (checkpoint1 / "musetalkV15" / "unet.pth").is_file()
     state = torch.load(checkpoint1 / "train_state.pt", weights_only=True)
-    assert state["step"] == 20 and state["starts"] == [0, 10]  # restarted from the step-10 checkpoint
+    assert state["step"] == 12 and state["starts"] == [0, 6]  # restarted from the step-6 checkpoint
 
     stage2 = tmp_path / "stage2.yaml"
     stage2.write_text(
@@ -185,7 +185,7 @@ def test_preprocess_index_train_and_dub(
                 "stage": 2,
                 "run_name": "s2",
                 "unet_from": str(checkpoint1),
-                "gan_start": 10,
+                "gan_start": 6,
                 "discriminator_width": 8,
             }
         )
@@ -193,7 +193,7 @@ def test_preprocess_index_train_and_dub(
     assert main(["train", str(stage2), "--address", ray_cluster]) == 0
     metrics = capsys.readouterr().out
     assert "gan_face" in metrics and "sync" in metrics and "discriminator" in metrics
-    checkpoint2 = runs / "s2" / "step-00000020"
+    checkpoint2 = runs / "s2" / "step-00000012"
 
     composed = tmp_path / "trained-weights"
     assert main(["weights", "compose", str(weights), str(checkpoint2), str(composed)]) == 0
