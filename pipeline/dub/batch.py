@@ -40,7 +40,7 @@ from musedub.pipeline.core.ray_adapter import StageSpec, Tasks, declare, run_sta
 from musedub.pipeline.core.run import RUNS_FOLDER, Run, parent_uri, runs_beside
 from musedub.pipeline.core.stage import ITEM_ID
 from musedub.pipeline.dub.blend_stage import BlendEncodeStage, chosen_mask
-from musedub.pipeline.dub.face_stages import CropStage, TrackFacesStage
+from musedub.pipeline.dub.face_stages import CropStage, TrackFacesStage, require_a_face
 from musedub.pipeline.dub.manifest import JobSpec
 from musedub.pipeline.dub.model_stages import AudioPromptStage, GenerateStage
 from musedub.pipeline.dub.options import DubOptions
@@ -310,9 +310,11 @@ class BatchRunner:
         live = []
         for state in states:
             assert state.landmarks is not None
-            if state.plan.job_id not in failed and np.isnan(state.landmarks[:, 0, 0]).all():
-                error = f"video {state.plan.video}: no face found in any frame: check the video shows a face"
-                failed[state.plan.job_id] = errors.record(InputError(error), state.plan.job_id, "Track")
+            if state.plan.job_id not in failed:
+                try:
+                    require_a_face(state.plan.video, state.landmarks)
+                except InputError as exc:
+                    failed[state.plan.job_id] = errors.record(exc, state.plan.job_id, "Track")
             if state.plan.job_id not in failed:
                 live.append(state)
         random = ModelStore(self.settings.weights).layout.is_random

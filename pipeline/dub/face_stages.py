@@ -26,6 +26,13 @@ from musedub.pipeline.media.frames import FrameReader
 from musedub.pipeline.media.probe import probe_video
 
 
+def require_a_face(video: str, landmarks: np.ndarray) -> None:
+    """A job whose video shows no face in any frame fails (in `dub` and in `batch` alike): passing
+    every frame through unchanged would look like success."""
+    if np.isnan(landmarks[:, 0, 0]).all():
+        raise InputError(f"video {video}: no face found in any frame: check the video shows a face")
+
+
 @dataclass
 class TrackFacesStage:
     weights: str

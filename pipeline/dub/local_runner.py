@@ -21,7 +21,7 @@ from musedub.infra.storage import commit_file
 from musedub.models.weights.store import ModelStore
 from musedub.pipeline.core.stage import Row
 from musedub.pipeline.dub.blend_stage import BlendEncodeStage
-from musedub.pipeline.dub.face_stages import CropStage, TrackFacesStage
+from musedub.pipeline.dub.face_stages import CropStage, TrackFacesStage, require_a_face
 from musedub.pipeline.dub.model_stages import AudioPromptStage, GenerateStage
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.plan import JobPlan, plan_job
@@ -79,6 +79,7 @@ class LocalRunner:
         )
         seconds: Counter[str] = Counter({"probe": plan.plan_seconds})
         landmarks = track_job(plan, self.track, seconds)
+        require_a_face(video, landmarks)
         statuses: Counter[str] = Counter()
         segments = plan.segments()
         with tempfile.TemporaryDirectory(prefix="musedub-") as work:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -24,10 +25,13 @@ from musedub.pipeline.dub.length_policy import output_frame_count, source_frames
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.segments import Segment, job_id_for, plan_segments
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
+from musedub.pipeline.media.encode import even_size
 from musedub.pipeline.media.frame_rate import parse_fps
 from musedub.pipeline.media.probe import probe_video
 
 PLAN_VERSION = 2  # bump when the same inputs would give different frames
+
+log = logging.getLogger(__name__)
 
 
 def job_key(video: str, audio: str, output: str, checksums: dict[str, str], options: DubOptions, weights: str) -> str:
@@ -142,6 +146,14 @@ def plan_job(job_id: str | None, video: str, audio: str, output: str, options: D
                 raise InputError(f"output {written} is the {what} itself: write the dub to another path")
     check_writable(output, "output")
     info = probe_video(video, parse_fps(options.still_fps))
+    if info.width % 2 or info.height % 2:
+        log.warning(
+            "video %s is %dx%d: the output is %dx%d (H.264 4:2:0 needs even sides; the edge row/column repeats)",
+            video,
+            info.width,
+            info.height,
+            *even_size(info.width, info.height),
+        )
     samples = decode_audio_16k_mono(audio, "dub audio")
     total = output_frame_count(video_frame_count(len(samples), info.fps), info.frame_count, options.length_policy)
     if total == 0:

@@ -11,7 +11,9 @@ import numpy as np
 
 from musedub.infra.errors import InputError
 from musedub.models.audio_encoder import SAMPLE_RATE
+from musedub.pipeline.media.limits import MediaLimits
 from musedub.pipeline.media.open import open_media
+from musedub.pipeline.media.probe import header_seconds
 
 
 def decode_audio_16k_mono(uri: str, what: str = "audio") -> np.ndarray:
@@ -20,13 +22,20 @@ def decode_audio_16k_mono(uri: str, what: str = "audio") -> np.ndarray:
         if not container.streams.audio:
             raise InputError(f"{what} {uri} has no audio stream: give a file that carries the speech")
         stream = container.streams.audio[0]
+        limits = MediaLimits.from_env()
+        limits.check_seconds(what, uri, header_seconds(container, stream))
+        most = int(limits.max_seconds * SAMPLE_RATE)
         chunks: list[np.ndarray] = []
+        count = 0
         resampler: av.AudioResampler | None = None
         try:
             for frame in container.decode(stream):
                 if resampler is None:
                     resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=SAMPLE_RATE)
                 chunks.extend(_to_mono(out) for out in resampler.resample(frame))
+                count += frame.samples * SAMPLE_RATE // max(frame.sample_rate, 1)
+                if count > most:  # headers may not say (or lie); the samples do
+                    limits.check_seconds(what, uri, count / SAMPLE_RATE)
             if resampler is not None:
                 chunks.extend(_to_mono(out) for out in resampler.resample(None))
         except av.error.FFmpegError as exc:
@@ -34,6 +43,12 @@ def decode_audio_16k_mono(uri: str, what: str = "audio") -> np.ndarray:
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if samples.size == 0:
         raise InputError(f"{what} {uri} holds no samples (0 s): give audio at least one video frame long")
+    bad = np.flatnonzero(~np.isfinite(samples))
+    if bad.size:
+        raise InputError(
+            f"{what} {uri} holds {bad.size} NaN or infinite sample(s), the first at {bad[0] / SAMPLE_RATE:.3f} s: "
+            "re-export it as ordinary PCM"
+        )
     return samples
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from musedub.infra.errors import InputError
 from musedub.pipeline.media.frame_rate import parse_fps
+from musedub.pipeline.media.limits import MediaLimits
 from musedub.pipeline.media.open import open_media
 
 IMAGE_FORMATS = frozenset({"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe"})
@@ -67,12 +68,18 @@ def probe_video(uri: str, still_fps: Fraction = DEFAULT_STILL_FPS, what: str = "
             raise InputError(f"{what} {uri} has no video stream: give a video or an image of the speaker")
         stream = container.streams.video[0]
         still = container.format.name in IMAGE_FORMATS
+        limits = MediaLimits.from_env()
+        limits.check_size(what, uri, stream.codec_context.width, stream.codec_context.height)  # headers only
+        limits.check_seconds(what, uri, header_seconds(container, stream))
+        limits.check_frames(what, uri, stream.frames)
         stamps: list[int | None] = []
         first: av.VideoFrame | None = None
         try:
             for packet in container.demux(stream):
                 if packet.size:
                     stamps.append(packet.pts if packet.pts is not None else packet.dts)
+                    if len(stamps) > limits.max_frames:  # headers may not say; packets do
+                        limits.check_frames(what, uri, len(stamps))
                 if first is None:  # decode only until the first frame comes out
                     first = next(iter(packet.decode()), None)
         except av.error.FFmpegError as exc:
@@ -94,6 +101,13 @@ def probe_video(uri: str, still_fps: Fraction = DEFAULT_STILL_FPS, what: str = "
             pts=pts,
             source_index=_constant_rate_index(pts, stream.time_base, fps),
         )
+
+
+def header_seconds(container: av.container.InputContainer, stream: av.stream.Stream) -> float:
+    """The duration the headers declare (0 when they do not)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration else 0.0
 
 
 def _average_rate(stream: av.video.stream.VideoStream, pts: np.ndarray) -> Fraction:

@@ -1,6 +1,7 @@
 """Hostile and careless inputs: inputs never overwritten, secrets never printed, outputs kept under
-their prefix. Each case checks the exit code, one error line naming the input, no traceback,
-nothing at the output and the inputs byte-identical afterwards."""
+their prefix, no face said loudly, and the sizes and pixel formats that crashed native code. Each
+refusal checks the exit code, one error line naming the input, no traceback, nothing at the
+output and the inputs byte-identical afterwards."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import hashlib
 import json
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
+from musedub.infra.sample_media import face_frame, write_audio, write_clip
 from musedub.jobs.cli import main
 from musedub.models.weights.layout import WeightsLayout
 
@@ -134,3 +139,53 @@ def test_an_output_escaping_the_prefix_is_refused_however_it_is_spelt(
     for line in ("line 2", "line 3"):
         assert f"{line}: output" in done.stderr and "outside the allowed prefix" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "jobs.jsonl", "speech.wav"]
+
+
+def test_a_video_with_no_face_fails_loudly_in_dub_as_in_batch(
+    tmp_path: Path, tiny_weights: WeightsLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video = write_clip(tmp_path / "nobody.mp4", Fraction(25), 10, faceless=range(10))
+    audio = write_audio(tmp_path / "speech.wav", np.zeros(16000, np.float32), 16000)
+    out = tmp_path / "out.mp4"
+    args = ["dub", "--video", str(video), "--audio", str(audio), "--output", str(out)]
+    code = main([*args, "--weights", str(tiny_weights.root), "--landmarks", "dlib"])
+    done = subprocess.CompletedProcess(args, code, *capsys.readouterr())
+    assert_one_line_error(done, "nobody.mp4: no face found in any frame")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nobody.mp4", "speech.wav"]
+
+
+def encode_talking_face(path: Path, size: tuple[int, int], pix_fmt: str, rotation: int = 0) -> Path:
+    """10 frames of the astronaut at `size` in `pix_fmt` (H.264; 4:4:4 and 10-bit included)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = *size, pix_fmt
+        if rotation:
+            stream.metadata["rotate"] = str(rotation)
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(face_frame(i / 25, size, scale=size[1] / 240), format="rgb24")
+            for packet in stream.encode(frame.reformat(format=pix_fmt)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("size", "pix_fmt"),
+    [((854, 480), "yuv420p"), ((577, 769), "yuv444p"), ((642, 362), "yuv422p"), ((321, 241), "yuv444p10le")],
+)
+def test_common_sizes_and_pixel_formats_dub_end_to_end(
+    tmp_path: Path, tiny_weights: WeightsLayout, speech: np.ndarray, size: tuple[int, int], pix_fmt: str
+) -> None:
+    video = encode_talking_face(tmp_path / "in.mp4", size, pix_fmt)
+    audio = write_audio(tmp_path / "speech.wav", speech[:16000], 16000)
+    before = digest(video)
+    out = tmp_path / "out.mp4"
+    args = ["dub", "--video", str(video), "--audio", str(audio), "--output", str(out), "--landmarks", "dlib"]
+    assert main([*args, "--weights", str(tiny_weights.root)]) == 0
+    report = json.loads((tmp_path / "out.mp4.report.json").read_text())
+    assert report["faces"]["ok"] == 25  # the face was found in every frame (1 s of audio cycles 10 frames)
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (size[0] + size[0] % 2, size[1] + size[1] % 2)  # yuv420p: even
+    assert digest(video) == before
