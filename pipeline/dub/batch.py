@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import tempfile
 import time
 from collections import Counter
@@ -50,7 +49,6 @@ from musedub.pipeline.dub.report import committed_report, make_report, write_rep
 from musedub.pipeline.face.crop_geometry import FaceStatus
 from musedub.pipeline.media.stitch import stitch
 
-log = logging.getLogger(__name__)
 WORK_FOLDER = ".musedub-work"
 
 
@@ -119,7 +117,8 @@ class BatchSettings(BaseModel):
         return join_uri(self.work, RUNS_FOLDER) if self.work else runs_beside(jobs[0].output)
 
     def generate_device(self, cluster: dict[str, float]) -> str:
-        """ "cuda" asks for GPU actors even before an autoscaler has added a GPU node; "auto" uses GPUs present."""
+        """Where the generator runs: `cuda` asks for GPU actors even before an autoscaler has added a
+        GPU node; `auto` uses the GPUs present."""
         use_gpu = self.device == "cuda" or (cluster.get("GPU", 0) > 0 and self.device != "cpu")
         return "cuda" if use_gpu else "cpu"
 
