@@ -35,39 +35,44 @@ def stage_name(stage: Stage) -> str:
 
 
 class StageActor:
-    def __init__(self, factory: Callable[[], Stage], threads: int, errors: ErrorsTable) -> None:
+    """One worker of a pool: a chain of one or more stages (a fused chain runs its stages in turn
+    in this process, so rows never cross the object store between them)."""
+
+    def __init__(self, factories: tuple[Callable[[], Stage], ...], threads: int, errors: ErrorsTable) -> None:
         tune_malloc()
         # Actors share the node's CPUs; OpenCV's own pool (one thread per core) only oversubscribes
         # them. Its per-pixel results do not depend on the thread count.
         cv2.setNumThreads(1)
         self.threads = threads
         self.errors = errors
-        self.stage = factory()
-        self.stage.setup()
-        self.name = stage_name(self.stage)
+        self.stages = [factory() for factory in factories]
+        for stage in self.stages:
+            stage.setup()
 
     def __call__(self, row: Row) -> list[Row]:
         # Not Ray's CPU share: the same float sums, so the same bits, as in process. Set per call
         # because OpenMP keeps the count per thread and calls may come on another thread.
         torch.set_num_threads(self.threads)
-        tick = time.perf_counter()
-        try:
-            out = self.stage(row)
-        except Exception as exc:  # one bad item must not sink the run; its record keeps the type
-            if not isinstance(exc, MusedubError):
-                log.exception("%s failed on %s", self.name, row[ITEM_ID])
-            self.errors.record(exc, str(row[ITEM_ID]), self.name)
-            return []
         seconds = json.loads(row.get("seconds") or "{}")
-        seconds[self.name] = seconds.get(self.name, 0.0) + time.perf_counter() - tick
-        return [{**out, "seconds": json.dumps(seconds)}]
+        item = str(row[ITEM_ID])
+        for stage in self.stages:
+            name, tick = stage_name(stage), time.perf_counter()
+            try:
+                row = stage(row)
+            except Exception as exc:  # one bad item must not sink the run; its record keeps the type
+                if not isinstance(exc, MusedubError):
+                    log.exception("%s failed on %s", name, item)
+                self.errors.record(exc, item, name)
+                return []
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - tick
+        return [{**row, "seconds": json.dumps(seconds)}]
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """A stage to run: how to build it on a worker, and what it declared it needs."""
+    """Stages to run in one pool: how to build them on a worker, and what the pool's actors need."""
 
-    factory: Callable[[], Stage]
+    factories: tuple[Callable[[], Stage], ...]
     resources: Resources
     name: str
 
@@ -76,7 +81,23 @@ def declare(factory: Callable[[], Stage], **changes: Any) -> StageSpec:
     """Read a stage's declared resources (building a stage is cheap: `setup()` loads the models),
     with user overrides such as `max_actors`."""
     stage = factory()
-    return StageSpec(factory, replace(stage.resources, **changes), stage_name(stage))
+    return StageSpec((factory,), replace(stage.resources, **changes), stage_name(stage))
+
+
+def fuse(specs: Sequence[StageSpec]) -> StageSpec:
+    """One pool running `specs` in turn in each actor: where no stage needs its own hardware (a
+    CPU-only cluster), this spares the object store and the start of a pool per stage. Its actors
+    hold what the most demanding stage needs, at the smallest actor range any stage allows."""
+    every = [s.resources for s in specs]
+    limits = [r.max_actors for r in every if r.max_actors is not None]
+    resources = Resources(
+        cpus=max(r.cpus for r in every),
+        gpus=max(r.gpus for r in every),
+        memory_gb=sum(r.memory_gb for r in every),
+        min_actors=max(r.min_actors for r in every),
+        max_actors=min(limits) if limits else None,
+    )
+    return StageSpec(tuple(f for s in specs for f in s.factories), resources, "+".join(s.name for s in specs))
 
 
 def _configure() -> None:
@@ -106,7 +127,7 @@ def run_stages(rows: list[Row], stages: Sequence[StageSpec], errors: ErrorsTable
         extra = {"memory": pool.memory_bytes} if pool.memory_bytes else {}
         dataset = dataset.flat_map(
             StageActor,
-            fn_constructor_args=(spec.factory, threads, errors),
+            fn_constructor_args=(spec.factories, threads, errors),
             compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.size),
             num_cpus=pool.cpus,
             num_gpus=pool.gpus,

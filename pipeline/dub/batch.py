@@ -35,7 +35,7 @@ from musedub.infra.storage import (
 )
 from musedub.models.weights.store import DTYPES, ModelStore
 from musedub.pipeline.core.errors import ErrorRecord, ErrorsTable
-from musedub.pipeline.core.ray_adapter import StageSpec, Tasks, declare, run_stages, run_tasks
+from musedub.pipeline.core.ray_adapter import StageSpec, Tasks, declare, fuse, run_stages, run_tasks
 from musedub.pipeline.core.run import RUNS_FOLDER, Run, parent_uri, runs_beside
 from musedub.pipeline.core.stage import ITEM_ID
 from musedub.pipeline.dub.blend_stage import BlendEncodeStage, chosen_mask
@@ -127,15 +127,17 @@ class BatchSettings(BaseModel):
         return {"min_actors": pool, "max_actors": pool} if pool else {}
 
     def segment_stages(self, cluster: dict[str, float]) -> list[StageSpec]:
-        w, o, cpu = self.weights, self.options, self.fixed(self.cpu_pool)
-        return [
+        """Crop, prompts, generate, blend+encode: one pool each around a GPU generator (the CPU
+        pools keep it fed); fused into one pool when everything runs on CPUs, where separate pools
+        only oversubscribe the cores and pass crops through the object store."""
+        w, o, cpu, device = self.weights, self.options, self.fixed(self.cpu_pool), self.generate_device(cluster)
+        stages = [
             declare(partial(CropStage, o), **cpu),
             declare(partial(AudioPromptStage, w, "cpu")),
-            declare(
-                partial(GenerateStage, w, o, self.generate_device(cluster), self.dtype), **self.fixed(self.gpu_pool)
-            ),
+            declare(partial(GenerateStage, w, o, device, self.dtype), **self.fixed(self.gpu_pool)),
             declare(partial(BlendEncodeStage, o, w, "cpu"), **cpu),
         ]
+        return stages if device == "cuda" else [fuse(stages)]
 
     def track_stages(self) -> list[StageSpec]:
         return [declare(partial(TrackFacesStage, self.weights, self.options), **self.fixed(self.cpu_pool))]

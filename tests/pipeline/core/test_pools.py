@@ -1,10 +1,11 @@
-"""Actor pools from declared resources: the same declarations on a laptop, a CPU and a GPU cluster."""
+"""Actor pools from declared resources: the same declarations on a laptop, a CPU and a GPU cluster
+(where the segment stages run as one fused pool unless a GPU generator needs feeding)."""
 
 from __future__ import annotations
 
 import pytest
 
-from musedub.pipeline.core.pools import RESERVED_CPUS, size_pools
+from musedub.pipeline.core.pools import RESERVED_CPUS, Pool, size_pools
 from musedub.pipeline.core.stage import Resources
 from musedub.pipeline.dub.batch import BatchSettings
 
@@ -18,31 +19,39 @@ def cpus_taken(pools: dict) -> float:
     return sum(p.size * p.cpus for p in pools.values())
 
 
+FUSED = "Crop+AudioPrompt+Generate+BlendEncode"
+SPLIT = {"Crop", "AudioPrompt", "Generate", "BlendEncode"}
+
+
 @pytest.mark.parametrize("cpus", [1.0, 2.0, 4.0, 16.0, 96.0])
 def test_pools_always_leave_half_a_cpu_for_ray_datas_own_tasks(cpus: float) -> None:
     pools = segment_pools({"CPU": cpus})
-    assert set(pools) == {"Crop", "AudioPrompt", "Generate", "BlendEncode"}
-    assert cpus_taken(pools) <= max(cpus - RESERVED_CPUS, 4 * 0.05) + 1e-9
-    assert all(p.size >= 1 for p in pools.values()) and pools["Generate"].gpus == 0
+    assert set(pools) == {FUSED}
+    assert cpus_taken(pools) <= max(cpus - RESERVED_CPUS, 0.05) + 1e-9
+    assert pools[FUSED].size >= 1 and pools[FUSED].gpus == 0
 
 
-def test_a_laptop_scales_one_actor_each_into_the_room_it_has() -> None:
-    pools = segment_pools({"CPU": 2.0})
-    assert {p.size for p in pools.values()} == {1}
-    assert {p.cpus for p in pools.values()} == {0.375}  # 1.5 CPUs over 4 actors
+def test_a_laptop_runs_one_fused_actor_in_the_room_it_has() -> None:
+    assert segment_pools({"CPU": 2.0})[FUSED] == Pool(min_size=1, size=1, cpus=1.0)
 
 
-def test_a_cpu_cluster_fills_its_cores_round_robin() -> None:
+def test_a_cpu_cluster_fills_its_cores() -> None:
     pools = segment_pools({"CPU": 16.0})
-    assert cpus_taken(pools) == 15.0 and all(p.cpus == 1.0 for p in pools.values())
-    assert max(p.size for p in pools.values()) - min(p.size for p in pools.values()) <= 1
+    assert pools[FUSED].size == 15 and pools[FUSED].cpus == 1.0
+
+
+def test_split_pools_share_the_cores_round_robin() -> None:
+    stages = {name: Resources() for name in ("a", "b", "c")}
+    pools = size_pools(stages, {"CPU": 16.0})
+    assert cpus_taken(pools) == 15.0 and {p.size for p in pools.values()} == {5}
+    assert {p.cpus for p in size_pools({**stages, "d": Resources()}, {"CPU": 2.0}).values()} == {0.375}
 
 
 def test_gpus_present_get_one_generator_actor_each_and_cpus_the_rest() -> None:
     pools = segment_pools({"CPU": 64.0, "GPU": 4.0})
-    assert pools["Generate"].size == 4 and pools["Generate"].gpus == 1.0
+    assert set(pools) == SPLIT and pools["Generate"].size == 4 and pools["Generate"].gpus == 1.0
     assert pools["Crop"].size >= 19 and cpus_taken(pools) <= 63.5
-    assert segment_pools({"CPU": 64.0, "GPU": 4.0}, device="cpu")["Generate"].gpus == 0.0
+    assert segment_pools({"CPU": 64.0, "GPU": 4.0}, device="cpu")[FUSED].gpus == 0.0
 
 
 def test_cuda_asks_for_gpu_actors_before_an_autoscaler_has_added_the_node() -> None:
@@ -51,7 +60,8 @@ def test_cuda_asks_for_gpu_actors_before_an_autoscaler_has_added_the_node() -> N
 
 
 def test_explicit_pool_sizes_win() -> None:
-    pools = segment_pools({"CPU": 64.0}, cpu_pool=3)
+    assert segment_pools({"CPU": 64.0}, cpu_pool=3)[FUSED].size == 3
+    pools = segment_pools({"CPU": 64.0, "GPU": 1.0}, cpu_pool=3)
     assert pools["Crop"].size == pools["BlendEncode"].size == 3
 
 

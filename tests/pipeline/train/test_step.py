@@ -48,7 +48,8 @@ def test_loss_goes_down_on_a_fixed_batch(training_weights: WeightsLayout, stage:
     models = build_models(config, torch.device("cpu"))
     step = TrainStep(models, config, torch.device("cpu"))
     batch = fixed_batch(config.batch_size, config.frames_per_sample, models.unet.audio_dim)
-    history = [step([batch], i) for i in range(25 if stage == 1 else 15)]
+    # stage 2 (16 frames a sample, ~4 s a step here): l1 0.47 -> 0.40 in 8 steps, under 0.9x from step 5
+    history = [step([batch], i) for i in range(25 if stage == 1 else 8)]
     first, last = history[0], history[-1]
     # a random tiny VAE decoder bounds how close it can get; the fall is steady (0.47 -> 0.35 in 25 steps)
     assert last["l1"] < (0.85 if stage == 1 else 0.9) * first["l1"], (first, last)
