@@ -122,7 +122,7 @@ def test_credentials_in_a_uri_are_refused_and_never_printed(tmp_path: Path, inpu
 
 
 def test_an_output_escaping_the_prefix_is_refused_however_it_is_spelt(
-    tmp_path: Path, inputs: tuple[Path, Path]
+    tmp_path: Path, inputs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     video, audio = inputs
     prefix = tmp_path / "out"
@@ -133,7 +133,8 @@ def test_an_output_escaping_the_prefix_is_refused_however_it_is_spelt(
     ]
     manifest = tmp_path / "jobs.jsonl"
     manifest.write_text("".join(json.dumps({**r, "video": str(video), "audio": str(audio)}) + "\n" for r in rows))
-    done = musedub("batch", str(manifest), "--output-prefix", str(prefix), cwd=tmp_path)
+    code = main(["batch", str(manifest), "--output-prefix", str(prefix)])
+    done = subprocess.CompletedProcess([], code, *capsys.readouterr())
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "line 1: output" in done.stderr and "contains '..'" in done.stderr  # `#` no longer hides it
     for line in ("line 2", "line 3"):

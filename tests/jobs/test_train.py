@@ -1,5 +1,5 @@
 """Training data to a dubbing checkpoint on a 2-CPU local Ray cluster: preprocess -> index ->
-train-syncnet -> 12 steps of stage 1 (2 DDP workers, one killed after step 6) -> 12 of stage 2 with that
+train-syncnet -> 12 steps of stage 1 (2 DDP workers, one killed after step 6) -> 8 of stage 2 with that
 SyncNet -> `weights compose` -> `musedub dub`.
 
 The dataset lives on a real S3 endpoint (moto on loopback); the sources are the astronaut
@@ -184,8 +184,10 @@ def test_preprocess_index_train_and_dub(
                 **common,
                 "stage": 2,
                 "run_name": "s2",
+                "steps": 8,
+                "checkpoint_every": 8,
                 "unet_from": str(checkpoint1),
-                "gan_start": 6,
+                "gan_start": 4,
                 "discriminator_width": 8,
             }
         )
@@ -193,7 +195,7 @@ def test_preprocess_index_train_and_dub(
     assert main(["train", str(stage2), "--address", ray_cluster]) == 0
     metrics = capsys.readouterr().out
     assert "gan_face" in metrics and "sync" in metrics and "discriminator" in metrics
-    checkpoint2 = runs / "s2" / "step-00000012"
+    checkpoint2 = runs / "s2" / "step-00000008"
 
     composed = tmp_path / "trained-weights"
     assert main(["weights", "compose", str(weights), str(checkpoint2), str(composed)]) == 0

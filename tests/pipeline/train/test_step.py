@@ -48,10 +48,11 @@ def test_loss_goes_down_on_a_fixed_batch(training_weights: WeightsLayout, stage:
     models = build_models(config, torch.device("cpu"))
     step = TrainStep(models, config, torch.device("cpu"))
     batch = fixed_batch(config.batch_size, config.frames_per_sample, models.unet.audio_dim)
-    # stage 2 (16 frames a sample, ~4 s a step here): l1 0.47 -> 0.40 in 8 steps, under 0.9x from step 5
-    history = [step([batch], i) for i in range(25 if stage == 1 else 8)]
+    # l1 falls under the bound from step 5 in both stages (stage 1: 0.47 -> 0.37 in 12 steps; stage 2, 16 frames
+    # a sample at ~4 s a step here: 0.47 -> 0.40 in 8)
+    history = [step([batch], i) for i in range(12 if stage == 1 else 8)]
     first, last = history[0], history[-1]
-    # a random tiny VAE decoder bounds how close it can get; the fall is steady (0.47 -> 0.35 in 25 steps)
+    # a random tiny VAE decoder bounds how close it can get
     assert last["l1"] < (0.85 if stage == 1 else 0.9) * first["l1"], (first, last)
     assert last["perceptual"] < first["perceptual"]
     if stage == 2:
