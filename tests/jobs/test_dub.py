@@ -36,7 +36,6 @@ def dub(tiny_weights: WeightsLayout, video: str, audio: str, output: str, *extra
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 @pytest.mark.parametrize("fps", [Fraction(25), Fraction(30)])
 def test_dub_follows_the_audio_and_keeps_the_rest_of_the_frame(
     tiny_weights: WeightsLayout, dlib_detector, clip_dir: Path, short_speech: Path, tmp_path: Path, fps: Fraction
@@ -92,7 +91,6 @@ def test_faceless_second_passes_through_and_the_job_succeeds(
     assert min(psnr(frames[i], source[i]) for i in range(25)) < 40  # with a face, the mouth is regenerated
 
 
-@pytest.mark.slow
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["png", "jpg", "one-frame mp4"])
 def test_still_image_is_animated_for_the_whole_audio(
