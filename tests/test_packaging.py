@@ -19,7 +19,7 @@ FOLDERS = {
     "musedub.models": "models",
     "musedub.infra": "infra",
 }
-CHECK = """
+NO_BARE = """
 import importlib, sys
 for bare in ("pipeline", "models", "jobs", "infra"):
     try:
@@ -27,6 +27,8 @@ for bare in ("pipeline", "models", "jobs", "infra"):
     except ModuleNotFoundError:
         continue
     sys.exit(f"bare {bare} importable")
+"""
+CHECK = NO_BARE + """
 import musedub.infra.storage
 assert "torch" not in sys.modules, "import musedub.infra pulled torch in"
 from musedub import DubOptions, batch, dub
@@ -35,14 +37,7 @@ print(musedub.jobs.cli.__file__)
 """
 
 
-LAYOUT = """
-import importlib, sys
-for bare in ("pipeline", "models", "jobs", "infra"):
-    try:
-        importlib.import_module(bare)
-    except ModuleNotFoundError:
-        continue
-    sys.exit(f"bare {bare} importable")
+LAYOUT = NO_BARE + """
 import musedub, musedub.pipeline.core, musedub.jobs, musedub.models.weights, musedub.infra
 for module in (musedub, musedub.pipeline.core, musedub.jobs, musedub.models.weights, musedub.infra):
     print(module.__file__)
