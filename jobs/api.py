@@ -12,7 +12,7 @@ from musedub.models.weights.store import DEFAULT_WEIGHTS
 from musedub.pipeline.core.run import Run
 from musedub.pipeline.dub.batch import BatchRunner, BatchSettings, ProgressSink, SilentProgress
 from musedub.pipeline.dub.local_runner import LocalRunner
-from musedub.pipeline.dub.manifest import JobSpec, load_manifest
+from musedub.pipeline.dub.manifest import JobSpec, Manifest, problems_error, read_manifest
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.outcome import BatchResult
 from musedub.pipeline.dub.report import DubReport
@@ -34,7 +34,7 @@ def dub(
 
 
 def batch(
-    manifest: str | list[JobSpec],
+    manifest: str | list[JobSpec] | Manifest,
     options: DubOptions | None = None,
     weights: str = DEFAULT_WEIGHTS,
     output_prefix: str | None = None,
@@ -46,8 +46,24 @@ def batch(
     run: Run | None = None,
 ) -> BatchResult:
     """Dub every job of a manifest (a path/URI, or parsed jobs) on a Ray cluster: `address`, or
-    RAY_ADDRESS, else an embedded local one. `settings` overrides `options` and `weights`."""
-    jobs = load_manifest(manifest, output_prefix) if isinstance(manifest, str) else manifest
+    RAY_ADDRESS, else an embedded local one. `settings` overrides `options` and `weights`.
+
+    A bad manifest row, or a job whose output is outside `output_prefix`, fails alone; a manifest
+    with no good row at all raises ManifestError listing every problem."""
+    if isinstance(manifest, str):
+        manifest = read_manifest(manifest)
+    if isinstance(manifest, Manifest):
+        if not manifest.jobs:
+            raise problems_error(
+                f"manifest {manifest.uri}",
+                [f"{row.where}: {p}" for row in manifest.rejected for p in row.problems],
+                "no job can run",
+            )
+        jobs, rejected, uri = manifest.jobs, manifest.rejected, manifest.uri
+    else:
+        jobs, rejected, uri = manifest, [], ""
     settings = settings or BatchSettings(weights=weights, options=options or DubOptions())
+    if output_prefix:
+        settings = settings.model_copy(update={"output_prefix": output_prefix})
     cluster = connect(address, num_cpus)
-    return BatchRunner(settings, cluster, keep_work).run(jobs, progress or SilentProgress(), run)
+    return BatchRunner(settings, cluster, keep_work).run(jobs, progress or SilentProgress(), run, rejected, uri)

@@ -44,7 +44,7 @@ from musedub.jobs.job_flags import (
 from musedub.models.weights.store import DEFAULT_WEIGHTS
 from musedub.pipeline.core.run import Run
 from musedub.pipeline.dub.batch import BatchSettings, JobState
-from musedub.pipeline.dub.manifest import JobSpec, load_manifest, manifest_schema
+from musedub.pipeline.dub.manifest import JobSpec, Manifest, load_manifest, manifest_schema, read_manifest
 from musedub.pipeline.dub.outcome import BatchResult, JobOutcome
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,12 @@ def batch(
     weights: Weights = DEFAULT_WEIGHTS,
     address: Address = None,
     num_cpus: NumCpus = None,
-    output_prefix: Annotated[str | None, typer.Option(help="Refuse outputs outside this prefix.")] = None,
+    output_prefix: Annotated[
+        str | None, typer.Option(help="A job whose output is outside this prefix fails (alone).")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse the whole manifest if any row is bad (default: that job fails).")
+    ] = False,
     work: Work = None,
     runs: Runs = None,
     keep_work: KeepWork = False,
@@ -132,7 +137,7 @@ def batch(
     check_uris(manifest=manifest, weights=weights, output_prefix=output_prefix, work=work, runs=runs)
     check_dtype(dtype)
     options = build_options(locals())  # batch-wide defaults; manifest rows override per job
-    jobs = load_manifest(manifest, output_prefix)
+    jobs = load_manifest(manifest, output_prefix) if strict else read_manifest(manifest)
     settings = validated(
         BatchSettings,
         dict(
@@ -144,6 +149,7 @@ def batch(
             cpu_pool=cpu_pool,
             gpu_pool=gpu_pool,
             runs=runs,
+            output_prefix=output_prefix,
         ),
     )
     result = run_batch(jobs, settings, address, num_cpus, keep_work)
@@ -152,7 +158,7 @@ def batch(
 
 
 def run_batch(
-    jobs: list[JobSpec],
+    jobs: list[JobSpec] | Manifest,
     settings: BatchSettings,
     address: str | None,
     num_cpus: int | None,
@@ -160,7 +166,8 @@ def run_batch(
     run: Run | None = None,
 ) -> BatchResult:
     """Join or start the cluster, run the jobs with progress lines, print the summary table."""
-    log.info("batch: %d jobs; settings %s", len(jobs), settings)
+    count = len(jobs.jobs) + len(jobs.rejected) if isinstance(jobs, Manifest) else len(jobs)
+    log.info("batch: %d jobs; settings %s", count, settings)
     result = api.batch(
         jobs, settings=settings, address=address, num_cpus=num_cpus, keep_work=keep_work, progress=Progress(), run=run
     )

@@ -27,6 +27,7 @@ from musedub.infra.errors import InputError, MusedubError
 from musedub.infra.storage import (
     commit_file,
     fetch_file,
+    is_under,
     join_uri,
     list_files,
     read_bytes,
@@ -40,7 +41,7 @@ from musedub.pipeline.core.run import RUNS_FOLDER, Run, parent_uri, runs_beside
 from musedub.pipeline.core.stage import ITEM_ID
 from musedub.pipeline.dub.blend_stage import BlendEncodeStage, chosen_mask
 from musedub.pipeline.dub.face_stages import CropStage, TrackFacesStage, require_a_face
-from musedub.pipeline.dub.manifest import JobSpec
+from musedub.pipeline.dub.manifest import JobSpec, ManifestError, RejectedRow, outside_prefix
 from musedub.pipeline.dub.model_stages import AudioPromptStage, GenerateStage
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.outcome import BatchResult, JobOutcome
@@ -110,6 +111,7 @@ class BatchSettings(BaseModel):
     cpu_pool: int = Field(0, ge=0, description="actors per CPU stage; 0 = from declared resources and the cluster")
     gpu_pool: int = Field(0, ge=0, description="generator actors; 0 = one per GPU (or as many as fit on CPUs)")
     runs: str | None = Field(None, description="where run folders go; default `.musedub-runs` beside the first output")
+    output_prefix: str | None = Field(None, description="a job whose output is not under this prefix fails alone")
 
     def runs_root(self, jobs: list[JobSpec]) -> str:
         if self.runs:
@@ -207,10 +209,15 @@ class BatchRunner:
         return self.settings.options.model_copy(update=spec.overrides())
 
     def plan(self, jobs: list[JobSpec], errors: ErrorsTable) -> tuple[list[JobState], list[JobOutcome]]:
+        prefix = self.settings.output_prefix
+        for spec in jobs:
+            self.owner[spec.job_id] = spec.job_id
+            if prefix and not is_under(spec.output, prefix):
+                errors.record(InputError(f"job {spec.job_id}: {outside_prefix(spec, prefix)}"), spec.job_id, "plan")
+        jobs = [spec for spec in jobs if not prefix or is_under(spec.output, prefix)]
         calls = [(spec, self._job_options(spec), self.settings.weights, errors) for spec in jobs]
         states, outcomes = [], []
         for spec, result in zip(jobs, run_tasks(_plan_remote, calls), strict=True):
-            self.owner[spec.job_id] = spec.job_id
             if result is None:
                 continue  # its error record names why
             if committed_report(result) is not None:
@@ -301,10 +308,21 @@ class BatchRunner:
         return first
 
     # -- whole batch --------------------------------------------------------------------------
-    def run(self, jobs: list[JobSpec], progress: ProgressSink, run: Run | None = None) -> BatchResult:
+    def run(
+        self,
+        jobs: list[JobSpec],
+        progress: ProgressSink,
+        run: Run | None = None,
+        rejected: list[RejectedRow] | None = None,
+        manifest: str = "",
+    ) -> BatchResult:
+        """Dub `jobs`; each `rejected` manifest row (of `manifest`) is a job that failed before it began."""
         run = run or Run(self.settings.runs_root(jobs))
         errors = run.errors
         states, outcomes = self.plan(jobs, errors)
+        for row in rejected or ():
+            record = errors.record(ManifestError(row.message(manifest)), row.job_id, "manifest")
+            outcomes.append(JobOutcome(row.job_id, "failed", row.output, error=record.message))
         progress.planned(sum(state.plan.total for state in states))
         self.track(states, errors)
         failed = self._first_errors(errors)
@@ -348,7 +366,7 @@ class BatchRunner:
                 error = record.message if record else "did not finish: see the worker logs"
                 outcomes.append(JobOutcome(spec.job_id, "failed", spec.output, error=error))
         order = {spec.job_id: i for i, spec in enumerate(jobs)}
-        outcomes.sort(key=lambda o: order[o.job_id])
+        outcomes.sort(key=lambda o: order.get(o.job_id, len(order)))
         result = BatchResult(run.run_id, run.uri, outcomes, errors.read())
         if any(o.status != "up to date" for o in outcomes):  # a batch with nothing to do writes nothing
             run.write_summary({"counts": result.counts(), "jobs": [asdict(o) for o in outcomes]})

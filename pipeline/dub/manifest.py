@@ -1,7 +1,9 @@
 """A batch manifest: rows of dubbing jobs read from YAML, JSON Lines, CSV or Parquet.
 
-Everything is validated before any work starts and every bad row is reported with where it is
-(line for text formats, row for Parquet), so a team fixes the whole file in one go.
+Every row is validated before any work starts and every bad row is reported with where it is
+(line for text formats, row for Parquet). A bad row is a job that fails alone (`read_manifest`:
+the good rows still run, as a nightly batch needs); `load_manifest` refuses the whole file
+instead, for those who want to fix it in one go before anything runs.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -18,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from musedub.infra.errors import InputError
-from musedub.infra.storage import is_local, is_under, local_path, read_bytes, split_uri, validate_uri
+from musedub.infra.storage import is_local, is_under, local_path, read_bytes, redact, split_uri, validate_uri
 from musedub.pipeline.core.errors import one_line
 from musedub.pipeline.dub.length_policy import LengthPolicy
 from musedub.pipeline.dub.options import X264_PRESETS
@@ -27,6 +30,7 @@ FORMATS = {".yaml": "yaml", ".yml": "yaml", ".jsonl": "jsonl", ".ndjson": "jsonl
 SHOWN_PROBLEMS = 50
 MAX_MANIFEST_BYTES = 256 * 2**20  # about a million jobs; larger batches are split
 MAX_URI = 4096
+JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class JobSpec(BaseModel):
@@ -34,7 +38,7 @@ class JobSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    job_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="unique; names the work folder")
+    job_id: str = Field(pattern=JOB_ID.pattern, description="unique; names the work folder")
     video: str = Field(
         max_length=MAX_URI, description="video or still image of the speaker: local path, s3:// or gs:// URI"
     )
@@ -178,30 +182,87 @@ def problems_error(what: str, problems: list[str], consequence: str) -> Manifest
     return ManifestError(f"{what}: {len(problems)} problem(s), {consequence}:\n  {shown}{more}")
 
 
-def load_manifest(uri: str, output_prefix: str | None = None) -> list[JobSpec]:
-    """Validated jobs, or a ManifestError naming every bad row."""
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row that cannot run: in a batch it is a job that fails alone with `message`."""
+
+    job_id: str  # the row's job_id when it is valid and unique, else where it is ("@line-4")
+    output: str  # as written, credentials redacted ("" when missing)
+    where: str
+    problems: tuple[str, ...]
+
+    def message(self, manifest: str) -> str:
+        return one_line(f"manifest {manifest} {self.where}: {'; '.join(self.problems)}")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    uri: str
+    jobs: list[JobSpec]
+    rejected: list[RejectedRow]
+    where: dict[str, str]  # job_id -> its line or row
+
+
+def _row_id(values: Any, where: str, ids: Counter[str]) -> str:
+    job_id = values.get("job_id") if isinstance(values, dict) else None
+    valid = isinstance(job_id, str) and JOB_ID.match(job_id) is not None and ids[job_id] == 1
+    return str(job_id) if valid else "@" + where.replace(" ", "-")  # no job_id can start with "@"
+
+
+def read_manifest(uri: str) -> Manifest:
+    """The jobs of every good row and a RejectedRow for every bad one; a file that cannot be read
+    at all (or has no jobs) is a ManifestError."""
     rows = read_rows(uri)
     if not rows:
         raise ManifestError(f"manifest {uri} has no jobs")
-    jobs: list[tuple[ManifestRow, JobSpec]] = []
-    good, problems = mapping_rows(rows, "a job is a mapping of job_id, video, audio, output")
+    problems: dict[str, list[str]] = {row.where: [] for row in rows}
+    good, shape = mapping_rows(rows, "a job is a mapping of job_id, video, audio, output")
+    for line in shape:
+        where, _, text = line.partition(": ")
+        problems[where].append(text)
+    jobs: dict[str, JobSpec] = {}
     for row in good:
         try:
-            jobs.append((row, _anchored(JobSpec.model_validate(row.values), uri)))
+            jobs[row.where] = _anchored(JobSpec.model_validate(row.values), uri)
         except ValidationError as exc:
-            problems.extend(f"{row.where}: {p}" for p in _problems(exc))
+            problems[row.where].extend(_problems(exc))
     for field in ("job_id", "output"):
-        counts = Counter(getattr(job, field) for _, job in jobs)
-        for row, job in jobs:
+        counts = Counter(getattr(job, field) for job in jobs.values())
+        for where, job in jobs.items():
             if counts[getattr(job, field)] > 1:
-                problems.append(f"{row.where}: {field} {getattr(job, field)!r} appears in more than one job")
+                problems[where].append(f"{field} {getattr(job, field)!r} appears in more than one job")
+    ids = Counter(row.values.get("job_id") for row in rows if isinstance(row.values, dict))
+    rejected = [
+        RejectedRow(
+            _row_id(row.values, row.where, ids),
+            redact(str(row.values.get("output", ""))) if isinstance(row.values, dict) else "",
+            row.where,
+            tuple(problems[row.where]),
+        )
+        for row in rows
+        if problems[row.where]
+    ]
+    kept = {where: job for where, job in jobs.items() if not problems[where]}
+    return Manifest(uri, list(kept.values()), rejected, {job.job_id: where for where, job in kept.items()})
+
+
+def load_manifest(uri: str, output_prefix: str | None = None) -> list[JobSpec]:
+    """Validated jobs, or a ManifestError naming every bad row (and every output outside the prefix)."""
+    manifest = read_manifest(uri)
+    problems = [f"{row.where}: {p}" for row in manifest.rejected for p in row.problems]
     if output_prefix:
-        for row, job in jobs:
-            if not is_under(job.output, output_prefix):
-                problems.append(f"{row.where}: output {job.output!r} is outside the allowed prefix {output_prefix!r}")
+        problems.extend(
+            f"{manifest.where[job.job_id]}: {outside_prefix(job, output_prefix)}"
+            for job in manifest.jobs
+            if not is_under(job.output, output_prefix)
+        )
     if problems:
         raise problems_error(f"manifest {uri}", problems, "nothing was run")
-    return [job for _, job in jobs]
+    return manifest.jobs
+
+
+def outside_prefix(job: JobSpec, prefix: str) -> str:
+    return f"output {redact(job.output)!r} is outside the allowed prefix {prefix!r}"
 
 
 def _anchored(job: JobSpec, manifest: str) -> JobSpec:

@@ -24,6 +24,7 @@ from musedub.models.weights.layout import WeightsLayout
 
 pytestmark = pytest.mark.slow  # end to end on the shared Ray cluster (and S3)
 
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
 SEGMENT_ARGS = ["--landmarks", "dlib", "--device", "cpu", "--length-policy", "trim-audio", "--segment-seconds", "0.4"]
 
 
@@ -36,9 +37,17 @@ def write_manifest(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def test_s3_batch_commits_good_jobs_and_isolates_the_corrupt_one(
-    ray_cluster: str, tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, s3_bucket: str, tmp_path: Path
+def test_s3_batch_commits_good_jobs_and_isolates_every_bad_one(
+    ray_cluster: str,
+    tiny_weights: WeightsLayout,
+    clip_dir: Path,
+    short_speech: Path,
+    s3_bucket: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """A corrupt video, credentials in a URI, an output outside the prefix and a row missing its
+    audio each fail alone with their own record; no output, record or line holds the secret."""
     import boto3
 
     s3 = boto3.client("s3")
@@ -47,6 +56,7 @@ def test_s3_batch_commits_good_jobs_and_isolates_the_corrupt_one(
     s3.put_object(Bucket=s3_bucket, Key="in/corrupt.mp4", Body=clip.read_bytes()[:3000])
     s3.upload_file(str(short_speech), s3_bucket, "in/speech.wav")
     root = f"s3://{s3_bucket}"
+    rows_base = {"video": f"{root}/in/face.mp4", "audio": f"{root}/in/speech.wav", "output": f"{root}/out/x.mp4"}
     rows = [
         {
             "job_id": "good-1",
@@ -67,10 +77,36 @@ def test_s3_batch_commits_good_jobs_and_isolates_the_corrupt_one(
             "output": f"{root}/out/2.mp4",
             "crf": 20,
         },
+        {**rows_base, "job_id": "leaky", "video": f"s3://AKIAEXAMPLE:{SECRET}@{s3_bucket}/in/face.mp4"},
+        {**rows_base, "job_id": "escape", "output": f"{root}/elsewhere/e.mp4"},
+        {"job_id": "no-audio", "video": f"{root}/in/face.mp4", "output": f"{root}/out/n.mp4"},
     ]
     manifest = write_manifest(tmp_path / "jobs.jsonl", rows)
     s3.upload_file(str(manifest), s3_bucket, "jobs.jsonl")
     assert batch(f"{root}/jobs.jsonl", tiny_weights, "--output-prefix", f"{root}/out") == 1
+    printed = capsys.readouterr()
+    summary_lines = [line for line in printed.out.splitlines() if line.split(" ")[0] in {r["job_id"] for r in rows}]
+    statuses = {line.split()[0]: line.split()[1] for line in summary_lines}
+    assert statuses == {
+        **dict.fromkeys(["bad", "leaky", "escape", "no-audio"], "failed"),
+        "good-1": "done",
+        "good-2": "done",
+    }
+    assert "line 6: audio: Field required" in printed.out
+    assert "line 4: video: video 's3://***@" in printed.out and "outside the allowed prefix" in printed.out
+    runs = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="out/.musedub-runs/")["Contents"]]
+    summary = json.loads(
+        s3.get_object(Bucket=s3_bucket, Key=next(k for k in runs if k.endswith("summary.json")))["Body"].read()
+    )
+    assert summary["counts"] == {"done": 2, "up to date": 0, "failed": 4}
+    assert sum(k.endswith(".parquet") for k in runs) == 4  # one error record per failed job
+    every_object = b"".join(  # the manifest aside: the secret is the user's own input there
+        s3.get_object(Bucket=s3_bucket, Key=o["Key"])["Body"].read()
+        for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]
+        if o["Key"] != "jobs.jsonl"
+    )
+    assert SECRET.encode() not in every_object and SECRET not in printed.out + printed.err
+    assert "Traceback" not in printed.out + printed.err
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="out/")["Contents"]}
     assert {"out/1.mp4", "out/1.mp4.report.json", "out/2.mp4", "out/2.mp4.report.json"} <= keys
     assert not any(k.startswith("out/bad.mp4") for k in keys)  # nothing at the failed job's output
@@ -83,7 +119,7 @@ def test_s3_batch_commits_good_jobs_and_isolates_the_corrupt_one(
         s3.download_file(s3_bucket, key, str(local))
         assert len(decoded(local)) == 25
     # a rerun leaves committed jobs alone and fails the bad one again
-    assert batch(f"{root}/jobs.jsonl", tiny_weights) == 1
+    assert batch(f"{root}/jobs.jsonl", tiny_weights, "--output-prefix", f"{root}/out") == 1
 
 
 @pytest.fixture(scope="module")

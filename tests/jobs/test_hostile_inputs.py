@@ -113,7 +113,7 @@ def test_credentials_in_a_uri_are_refused_and_never_printed(tmp_path: Path, inpu
     good = {"job_id": "good", "video": str(video), "audio": str(audio), "output": str(tmp_path / "good.mp4")}
     bad = {**good, "job_id": "bad", "video": secret_uri, "output": str(tmp_path / "bad.mp4")}
     manifest.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
-    done = musedub("batch", str(manifest), cwd=tmp_path)
+    done = musedub("batch", str(manifest), "--strict", cwd=tmp_path)  # without --strict: test_batch.py
     printed = done.stdout + done.stderr
     assert done.returncode == 2 and "Traceback" not in printed and "nothing was run" in done.stderr
     assert "line 2: video: " in done.stderr and "s3://***@bucket/in.mp4" in done.stderr  # one line per bad row
@@ -133,7 +133,7 @@ def test_an_output_escaping_the_prefix_is_refused_however_it_is_spelt(
     ]
     manifest = tmp_path / "jobs.jsonl"
     manifest.write_text("".join(json.dumps({**r, "video": str(video), "audio": str(audio)}) + "\n" for r in rows))
-    code = main(["batch", str(manifest), "--output-prefix", str(prefix)])
+    code = main(["batch", str(manifest), "--output-prefix", str(prefix), "--strict"])
     done = subprocess.CompletedProcess([], code, *capsys.readouterr())
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "line 1: output" in done.stderr and "contains '..'" in done.stderr  # `#` no longer hides it

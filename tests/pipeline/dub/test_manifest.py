@@ -1,4 +1,5 @@
-"""Manifests in every format are read with row positions; every bad row is refused up front."""
+"""Manifests in every format are read with row positions; a bad row is a job that fails alone (or,
+with --strict, the whole file is refused up front)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from musedub.jobs.cli import main
-from musedub.pipeline.dub.manifest import ManifestError, load_manifest, manifest_schema
+from musedub.pipeline.dub.manifest import ManifestError, load_manifest, manifest_schema, read_manifest
 
 GOOD = [
     {"job_id": "a", "video": "in/a.mp4", "audio": "in/a.wav", "output": "/out/a.mp4"},
@@ -67,9 +68,33 @@ def test_every_bad_row_is_reported_with_its_position(tmp_path: Path, suffix: str
     assert "nothing was run" in text
 
 
+def test_bad_rows_become_jobs_that_fail_alone_and_good_rows_still_run(tmp_path: Path) -> None:
+    secret = "s3://AKIAEXAMPLE:hunter2secret@bucket/v.mp4"
+    rows = [
+        GOOD[0],
+        {"job_id": "leaky", "video": secret, "audio": "a.wav", "output": "/out/l.mp4"},
+        {"job_id": "twice", "video": "v.mp4", "audio": "a.wav", "output": "/out/t1.mp4"},
+        {"job_id": "twice", "video": "v.mp4", "audio": "a.wav", "output": "/out/t2.mp4"},
+        {"job_id": "no audio", "video": "v.mp4", "output": "/out/n.mp4"},
+        GOOD[1],
+    ]
+    path = str(write(tmp_path / "m.jsonl", rows))
+    manifest = read_manifest(path)
+    assert [job.job_id for job in manifest.jobs] == ["a", "b"] and manifest.where == {"a": "line 1", "b": "line 6"}
+    rejected = {row.job_id: row for row in manifest.rejected}
+    assert list(rejected) == ["leaky", "@line-3", "@line-4", "@line-5"]  # no valid unique id: where it is
+    message = rejected["leaky"].message(path)
+    assert message.startswith(f"manifest {path} line 2: video: ") and "s3://***@bucket/v.mp4" in message
+    assert "hunter2secret" not in repr(manifest.rejected) and "environment" in message
+    assert "job_id 'twice' appears in more than one job" in rejected["@line-3"].message(path)
+    assert "job_id: String should match pattern" in rejected["@line-5"].message(path)
+    assert "audio: Field required" in rejected["@line-5"].message(path)
+    assert "\n" not in message
+
+
 def test_outputs_outside_the_prefix_and_the_cli_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     manifest = write(tmp_path / "m.jsonl", GOOD)
-    assert main(["batch", str(manifest), "--output-prefix", "s3://out"]) == 2
+    assert main(["batch", str(manifest), "--output-prefix", "s3://out", "--strict"]) == 2
     assert "line 1: output '/out/a.mp4' is outside the allowed prefix 's3://out'" in capsys.readouterr().err
 
 
