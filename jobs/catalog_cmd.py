@@ -40,10 +40,11 @@ from musedub.jobs.job_flags import (
     validated,
 )
 from musedub.models.weights.store import DEFAULT_WEIGHTS
-from musedub.pipeline.catalog.catalogue import CatalogEntry, load_catalog
+from musedub.pipeline.catalog.catalogue import CatalogEntry, read_catalog
 from musedub.pipeline.catalog.plan import CatalogPlan, plan_catalog
 from musedub.pipeline.catalog.run import RunRecord, lease_prefix, plan_uri
 from musedub.pipeline.dub.batch import BatchSettings
+from musedub.pipeline.dub.manifest import problems_error
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.outcome import JobOutcome
 
@@ -53,6 +54,17 @@ app = typer.Typer(no_args_is_help=True, help="Dub what a catalogue is missing or
 Catalog = Annotated[str, typer.Argument(help="CSV or Parquet catalogue (path or URI).")]
 Prefix = Annotated[str, typer.Option(help="Where outputs go: <prefix>/<title_id>/<language>.mp4.")]
 LeaseSeconds = Annotated[float, typer.Option(help="Lease expiry; renewed every third of it while running.")]
+
+
+def _entries(catalog: str) -> tuple[list[CatalogEntry], list[str]]:
+    """The good rows' entries; each bad row is printed (one line, with where it is) and left out.
+    A catalogue with no good row at all is refused."""
+    entries, problems = read_catalog(catalog)
+    if not entries:
+        raise problems_error(f"catalogue {catalog}", problems, "nothing was planned")
+    for problem in problems:
+        typer.echo(f"catalogue {catalog} {problem} (row left out)", err=True)
+    return entries, problems
 
 
 def _plan(entries: list[CatalogEntry], output_prefix: str, options: DubOptions, weights: str) -> CatalogPlan:
@@ -81,13 +93,16 @@ def plan(
     """Write the manifest of jobs still to do (new or stale) and print a summary."""
     options = build_options(locals())
     check_uris(catalogue=catalog, output_prefix=output_prefix, weights=weights, manifest=manifest)
-    result = _plan(load_catalog(catalog), output_prefix, options, weights)
+    entries, problems = _entries(catalog)
+    result = _plan(entries, output_prefix, options, weights)
     if not result.todo:
         typer.echo("nothing to do")
-        return
-    target = manifest or plan_uri(output_prefix, time.time())
-    write_bytes_atomic(target, result.manifest_lines().encode(), "manifest")
-    typer.echo(f"wrote {len(result.todo)} job(s) to {target}")
+    else:
+        target = manifest or plan_uri(output_prefix, time.time())
+        write_bytes_atomic(target, result.manifest_lines().encode(), "manifest")
+        typer.echo(f"wrote {len(result.todo)} job(s) to {target}")
+    if problems:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -116,7 +131,7 @@ def run(
     check_uris(catalogue=catalog, output_prefix=output_prefix, weights=weights)
     values = dict(weights=weights, options=options, device=device, dtype=dtype, cpu_pool=cpu_pool, gpu_pool=gpu_pool)
     settings = validated(BatchSettings, values)
-    entries = load_catalog(catalog)  # a bad catalogue fails here, before the lease or a record
+    entries, problems = _entries(catalog)  # an unreadable catalogue fails here, before the lease or a record
     record = RunRecord(uuid.uuid4().hex[:12], catalog, output_prefix, time.time())
     lease = Lease(lease_prefix(output_prefix), record.run_id, lease_seconds)
     holder = lease.acquire()
@@ -128,14 +143,14 @@ def run(
     outcomes: list[JobOutcome] = []
     try:
         result = _plan(entries, output_prefix, options, weights)  # under the lease: outputs as they are now
-        record.plan = result.summary()
+        record.plan = {**result.summary(), "bad rows": len(problems)}
         if result.todo:
             run = record.batch_run()
             runs = settings.model_copy(update={"runs": run.root})
             outcomes = run_batch(result.jobs(), runs, address, num_cpus, False, run).outcomes
         lease.check()
-        failed = any(o.status == "failed" for o in outcomes)
-        record.finish("failed" if failed else "done", outcomes)
+        failed = any(o.status == "failed" for o in outcomes) or bool(problems)
+        record.finish("failed" if failed else "done", outcomes, note="; ".join(problems))
     except BaseException as exc:  # the record still lists the jobs that ran (e.g. when the lease was lost)
         record.finish("failed", outcomes, note=f"{type(exc).__name__}: {exc}")
         raise

@@ -3,8 +3,9 @@
 Read from CSV or Parquet (or YAML / JSON Lines), local or on object storage, in either shape:
 - wide: `title_id`, `video`, and one `audio_<language>` column per language (empty: no dub yet);
 - long: `title_id`, `video`, `language`, `audio`, one row per title and language.
-Every problem is reported with its line/row before anything runs. Each title x language becomes
-one job writing `<output prefix>/<title_id>/<language>.mp4`.
+Every problem is reported with its line/row before anything runs; a bad row is left out (and
+reported) while the good ones run, unless the caller asks for the whole file to be refused. Each
+title x language becomes one job writing `<output prefix>/<title_id>/<language>.mp4`.
 """
 
 from __future__ import annotations
@@ -77,9 +78,9 @@ def _entries(values: dict[str, Any], where: str, languages: list[str]) -> tuple[
     return entries, problems
 
 
-def load_catalog(uri: str) -> list[CatalogEntry]:
-    """Every title x language of the catalogue, or a ManifestError listing every bad row."""
-    entries: list[CatalogEntry] = []
+def read_catalog(uri: str) -> tuple[list[CatalogEntry], list[str]]:
+    """Every title x language of the good rows, and one problem per line for each bad row (a row
+    with any problem is left out whole, as is a title x language seen at an earlier row)."""
     rows = read_rows(uri)
     # the file's columns, not each row's: readers drop empty cells, and an empty cell is a missing dub
     languages = sorted(
@@ -92,19 +93,27 @@ def load_catalog(uri: str) -> list[CatalogEntry]:
         }
     )
     good, problems = mapping_rows(rows, "a title is a mapping of title_id, video and audio columns")
+    entries: list[CatalogEntry] = []
+    seen: dict[str, str] = {}
     for row in good:
         found, bad = _entries(row.values, row.where, languages)
-        entries.extend(found)
         problems.extend(bad)
-    seen: dict[str, str] = {}
-    for entry in entries:
-        if entry.job_id in seen:
-            problems.append(
-                f"{entry.where}: title {entry.title_id} language {entry.language} also at {seen[entry.job_id]}"
-            )
-        seen.setdefault(entry.job_id, entry.where)
+        for entry in found if not bad else ():
+            if entry.job_id in seen:
+                problems.append(
+                    f"{entry.where}: title {entry.title_id} language {entry.language} also at {seen[entry.job_id]}"
+                )
+            else:
+                seen[entry.job_id] = entry.where
+                entries.append(entry)
     if not entries and not problems:
         problems.append("no titles")
+    return entries, problems
+
+
+def load_catalog(uri: str) -> list[CatalogEntry]:
+    """Every title x language of the catalogue, or a ManifestError listing every bad row."""
+    entries, problems = read_catalog(uri)
     if problems:
         raise problems_error(f"catalogue {uri}", problems, "nothing was planned")
     return entries

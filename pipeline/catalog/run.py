@@ -41,7 +41,7 @@ class RunRecord:
     catalog: str
     output_prefix: str
     started: float
-    status: str = "running"  # done, failed (some job failed), skipped (another run held the lease)
+    status: str = "running"  # done, failed (a job failed or a row was bad), skipped (another run held the lease)
     plan: dict[str, int] = field(default_factory=dict)
     jobs: list[dict[str, Any]] = field(default_factory=list)
     note: str = ""

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from musedub.infra.storage import checksum
+from musedub.jobs.cli import main
 from musedub.pipeline.catalog.catalogue import load_catalog
 from musedub.pipeline.catalog.plan import CURRENT, MISSING, NEW, STALE, plan_catalog
 from musedub.pipeline.dub.manifest import ManifestError
@@ -55,7 +56,33 @@ def test_every_bad_row_is_named_before_anything_is_planned(tmp_path: Path) -> No
     assert "line 2: language 'x1'" in message
     assert "line 3: title_id 'bad id'" in message
     assert "line 4: video is missing" in message and "unsupported scheme 'ftp'" in message
-    assert "line 5: title ok language es also at line 2" in message
+    assert "line 5: language 'x1'" in message  # a bad column spoils every row
+
+
+def test_a_bad_row_is_left_out_and_named_while_the_good_rows_are_planned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
+    video, audio = tmp_path / "v.mp4", tmp_path / "a.wav"
+    video.write_bytes(b"video"), audio.write_bytes(b"audio")
+    path = tmp_path / "catalog.csv"
+    path.write_text(
+        f"title_id,video,audio_es\nok,{video},{audio}\n"
+        f"leaky,s3://AKIAEX:{secret}@b/v.mp4,{audio}\nbad id,{video},{audio}\nok,{video},{audio}\n"
+    )
+    manifest = tmp_path / "todo.jsonl"
+    args = ["catalog", "plan", str(path), "--output-prefix", str(tmp_path / "out"), "--manifest", str(manifest)]
+    assert main(args) == 1  # the good row is planned; the exit code says some were not
+    printed = capsys.readouterr()
+    assert [json.loads(line)["job_id"] for line in manifest.read_text().splitlines()] == ["ok.es"]
+    left_out = [line for line in printed.err.splitlines() if line.endswith("(row left out)")]
+    assert len(left_out) == 3 and "line 3: video 's3://***@b/v.mp4' carries credentials" in left_out[0]
+    assert "line 4: title_id 'bad id'" in left_out[1] and "line 5: title ok language es also at line 2" in left_out[2]
+    assert secret not in printed.out + printed.err + manifest.read_text()
+    only_bad = tmp_path / "bad.csv"
+    only_bad.write_text(f"title_id,video,audio_es\nbad id,{video},{audio}\n")
+    assert main(["catalog", "plan", str(only_bad), "--output-prefix", str(tmp_path / "out")]) == 2
+    assert "nothing was planned" in capsys.readouterr().err
 
 
 def test_plan_sorts_new_stale_current_and_missing_by_recorded_job_keys(tmp_path: Path) -> None:
