@@ -1,6 +1,6 @@
 """Every command refuses careless and hostile input the same way: exit 2, an error naming the
-input (one line, or one line per bad row of a manifest or catalogue), no traceback, nothing
-written at the output, and the inputs byte-identical afterwards. In process: none of these
+input (one line, or one line per bad row of a manifest or catalogue), no traceback, no secret
+printed, nothing written at the output, and the inputs byte-identical afterwards. In process: none of these
 reaches a Ray cluster or loads a model."""
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from musedub.jobs.cli import main
 from musedub.models.weights.layout import WeightsLayout
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
+LEAKY = f"s3://AKIAIOSFODNN7EXAMPLE:{SECRET}@bucket"  # a URI prefix carrying credentials
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,34 @@ CASES = {
     ),
     "train: not YAML": file_case("train.yaml", "stage: [1\n", lambda p, d, w: ["train", str(p)], "train.yaml"),
     "schema: unknown name": Case(lambda d, w: ["schema", "everything"], "no schema called 'everything'"),
+    # credentials written into a URI, in every command: refused, printed redacted, never in full
+    "dub: credentials in video": with_message(dub(video=f"{LEAKY}/v.mp4"), "s3://***@bucket/v.mp4"),
+    "batch: credentials in the manifest URI": Case(lambda d, w: ["batch", f"{LEAKY}/jobs.jsonl"], "s3://***@bucket"),
+    "batch: credentials in every row": file_case(
+        "jobs.jsonl", job(audio=f"{LEAKY}/a.wav"), lambda p, d, w: ["batch", str(p)], "no job can run"
+    ),
+    "catalog: credentials in the catalogue URI": Case(
+        lambda d, w: ["catalog", "run", f"{LEAKY}/t.csv", "--output-prefix", str(d / "out")], "s3://***@bucket/t.csv"
+    ),
+    "catalog: credentials in every row": file_case(
+        "titles.csv",
+        f"title_id,video,audio_es\nt1,{LEAKY}/v.mp4,speech.wav\n",
+        lambda p, d, w: ["catalog", "plan", str(p), "--output-prefix", str(d / "out")],
+        "carries credentials",
+    ),
+    "preprocess: credentials in the sources": Case(
+        lambda d, w: ["preprocess", f"{LEAKY}/src", str(d / "out" / "ds"), "--weights", str(w)], "s3://***@bucket/src"
+    ),
+    "index: credentials in the dataset": Case(lambda d, w: ["index", f"{LEAKY}/ds"], "s3://***@bucket/ds"),
+    "eval: credentials in the report": file_case(
+        "jobs.jsonl", job(), lambda p, d, w: ["eval", str(p), "--report", f"{LEAKY}/r.json"], "s3://***@bucket/r.json"
+    ),
+    "weights check: credentials": Case(lambda d, w: ["weights", "check", f"{LEAKY}/w"], "s3://***@bucket/w"),
+    "train: credentials in the config URI": Case(lambda d, w: ["train", f"{LEAKY}/t.yaml"], "s3://***@bucket/t.yaml"),
+    "features: credentials in the audio": Case(
+        lambda d, w: ["features", "audio", f"{LEAKY}/a.wav", "--fps", "25", "-o", str(d / "out" / "p.npy")],
+        "s3://***@bucket/a.wav",
+    ),
 }
 
 
@@ -192,5 +222,6 @@ def test_bad_input_is_refused_cleanly(
     assert lines and lines[0].startswith("musedub: error: "), err
     assert case.message in err, err
     assert "Traceback" not in out + err
+    assert SECRET not in out + err and "AKIAIOSFODNN7EXAMPLE" not in out + err
     assert digests(inputs) == before  # inputs untouched, nothing new beside them
     assert not any((inputs / "out").iterdir())  # nothing partial at the output

@@ -156,14 +156,19 @@ def test_a_video_with_no_face_fails_loudly_in_dub_as_in_batch(
 
 
 def encode_talking_face(path: Path, size: tuple[int, int], pix_fmt: str, rotation: int = 0) -> Path:
-    """10 frames of the astronaut at `size` in `pix_fmt` (H.264; 4:4:4 and 10-bit included)."""
+    """10 frames of the astronaut upright at `size` in `pix_fmt` (H.264; 4:4:4 and 10-bit included);
+    with `rotation`, stored turned and marked with display-matrix metadata, as phones record."""
+    turns = round(rotation / 90) % 4
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = *size, pix_fmt
+        stream.width, stream.height = size if turns % 2 == 0 else size[::-1]
+        stream.pix_fmt = pix_fmt
         if rotation:
-            stream.metadata["rotate"] = str(rotation)
+            stream.set_display_rotation(rotation)
         for i in range(10):
-            frame = av.VideoFrame.from_ndarray(face_frame(i / 25, size, scale=size[1] / 240), format="rgb24")
+            upright = face_frame(i / 25, size, scale=size[1] / 240)
+            stored = np.ascontiguousarray(np.rot90(upright, k=-turns))
+            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
             for packet in stream.encode(frame.reformat(format=pix_fmt)):
                 container.mux(packet)
         for packet in stream.encode():
@@ -172,20 +177,26 @@ def encode_talking_face(path: Path, size: tuple[int, int], pix_fmt: str, rotatio
 
 
 @pytest.mark.parametrize(
-    ("size", "pix_fmt"),
-    [((854, 480), "yuv420p"), ((577, 769), "yuv444p"), ((642, 362), "yuv422p"), ((321, 241), "yuv444p10le")],
+    ("size", "pix_fmt", "rotation"),
+    [
+        ((854, 480), "yuv420p", 0),
+        ((577, 769), "yuv444p", 0),
+        ((642, 362), "yuv422p", 0),
+        ((321, 241), "yuv444p10le", 0),
+        ((480, 854), "yuv420p", 90),  # a phone's portrait video: stored 854x480, turned by metadata
+    ],
 )
-def test_common_sizes_and_pixel_formats_dub_end_to_end(
-    tmp_path: Path, tiny_weights: WeightsLayout, speech: np.ndarray, size: tuple[int, int], pix_fmt: str
+def test_common_sizes_pixel_formats_and_rotations_dub_end_to_end(
+    tmp_path: Path, tiny_weights: WeightsLayout, speech: np.ndarray, size: tuple[int, int], pix_fmt: str, rotation: int
 ) -> None:
-    video = encode_talking_face(tmp_path / "in.mp4", size, pix_fmt)
+    video = encode_talking_face(tmp_path / "in.mp4", size, pix_fmt, rotation)
     audio = write_audio(tmp_path / "speech.wav", speech[:16000], 16000)
     before = digest(video)
     out = tmp_path / "out.mp4"
     args = ["dub", "--video", str(video), "--audio", str(audio), "--output", str(out), "--landmarks", "dlib"]
     assert main([*args, "--weights", str(tiny_weights.root)]) == 0
     report = json.loads((tmp_path / "out.mp4.report.json").read_text())
-    assert report["faces"]["ok"] == 25  # the face was found in every frame (1 s of audio cycles 10 frames)
+    assert report["faces"]["ok"] == 25  # found upright in every frame (1 s of audio cycles 10 frames)
     with av.open(str(out)) as container:
         stream = container.streams.video[0]
         assert (stream.width, stream.height) == (size[0] + size[0] % 2, size[1] + size[1] % 2)  # yuv420p: even
