@@ -27,7 +27,7 @@ def dub(
     options: DubOptions | None = None,
     weights: str = DEFAULT_WEIGHTS,
     device: str = "auto",
-    dtype: str = "fp32",
+    dtype: str = "auto",
 ) -> DubReport:
     """Dub one video (or still image) with one audio in this process; writes `output` and its report."""
     return LocalRunner(options or DubOptions(), weights, device, dtype).dub(video, audio, output)

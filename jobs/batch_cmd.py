@@ -126,7 +126,7 @@ def batch(
     cpu_pool: CpuPool = 0,
     gpu_pool: GpuPool = 0,
     device: Device = "auto",
-    dtype: Dtype = "fp32",
+    dtype: Dtype = "auto",
 ) -> None:
     """Dub every job of MANIFEST; exits 1 and lists the failures if any job failed."""
     if schema:

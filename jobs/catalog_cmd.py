@@ -122,7 +122,7 @@ def run(
     cpu_pool: CpuPool = 0,
     gpu_pool: GpuPool = 0,
     device: Device = "auto",
-    dtype: Dtype = "fp32",
+    dtype: Dtype = "auto",
     lease_seconds: LeaseSeconds = 600.0,
 ) -> None:
     """Plan under the catalogue's lease, dub what is to do, write a dated run record."""

@@ -57,7 +57,7 @@ def dub(
     batch_size: BatchSize = DEFAULTS.batch_size,
     cpu_threads: CpuThreads = DEFAULTS.cpu_threads,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    dtype: Dtype = "fp32",
+    dtype: Dtype = "auto",
 ) -> None:
     """Regenerate the mouth in VIDEO so the lips follow AUDIO; write OUTPUT and OUTPUT.report.json."""
     check_uris(video=video, audio=audio, output=output, weights=weights)

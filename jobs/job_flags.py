@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from musedub.infra.errors import ConfigError
 from musedub.infra.storage import validate_uri
 from musedub.models.landmarks import LandmarkBackend
-from musedub.models.weights.store import DTYPES
+from musedub.models.weights.store import PRECISIONS
 from musedub.pipeline.dub.length_policy import LengthPolicy
 from musedub.pipeline.dub.options import DubOptions, MaskSource
 
@@ -31,7 +31,7 @@ StillFps = Annotated[str, typer.Option(help="Frame rate of the output for a stil
 SegmentSeconds = Annotated[float, typer.Option(help="Seconds of video per segment (bounds memory, spreads work).")]
 BatchSize = Annotated[int, typer.Option(help="Frames per generator batch.")]
 CpuThreads = Annotated[int, typer.Option(help="torch CPU threads per worker (output bits depend on it).")]
-Dtype = Annotated[str, typer.Option(help="Generator precision: fp32, bf16 or fp16.")]
+Dtype = Annotated[str, typer.Option(help="Generator precision: auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16.")]
 Weights = Annotated[str, typer.Option(help="Weights folder or URI (on a cluster: seen by every node).")]
 Address = Annotated[str | None, typer.Option(help="Existing Ray cluster (default: RAY_ADDRESS or local).")]
 NumCpus = Annotated[int | None, typer.Option(help="CPUs of the embedded local cluster.")]
@@ -72,5 +72,5 @@ def build_options(values: dict[str, Any]) -> DubOptions:
 
 
 def check_dtype(dtype: str) -> None:
-    if dtype not in DTYPES:
-        raise ConfigError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if dtype not in PRECISIONS:
+        raise ConfigError(f"--dtype {dtype!r} is not one of {', '.join(PRECISIONS)}")

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = os.environ.get("MUSEDUB_WEIGHTS", "weights")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("auto", *DTYPES)  # what --dtype accepts
 _WARNED_RANDOM: set[str] = set()  # warn once per process and location
 
 
@@ -46,6 +47,14 @@ def resolve_device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise ConfigError(f"device {name!r} is not a torch device: use auto, cpu or cuda[:N]") from None
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """'auto' is bf16 on a GPU (its tensor cores' fast path, and fp32's exponent range, so no
+    overflow where fp16 could) and fp32 on a CPU, where bf16 is slower and the tests' bits live."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return DTYPES[name]
 
 
 class ModelStore:

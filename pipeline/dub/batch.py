@@ -34,7 +34,7 @@ from musedub.infra.storage import (
     remove_tree,
     write_bytes_atomic,
 )
-from musedub.models.weights.store import DTYPES, ModelStore
+from musedub.models.weights.store import PRECISIONS, ModelStore
 from musedub.pipeline.core.errors import ErrorRecord, ErrorsTable
 from musedub.pipeline.core.ray_adapter import StageSpec, Tasks, declare, fuse, run_stages, run_tasks
 from musedub.pipeline.core.run import RUNS_FOLDER, Run, parent_uri, runs_beside
@@ -106,7 +106,7 @@ class BatchSettings(BaseModel):
     weights: str = Field(description="weights folder or URI; on a cluster every node must see it")
     options: DubOptions = Field(default_factory=DubOptions, description="batch-wide job options; rows override")
     device: Literal["auto", "cuda", "cpu"] = Field("auto", description="where the generator runs")
-    dtype: Literal[tuple(DTYPES)] = "fp32"  # type: ignore[valid-type]
+    dtype: Literal[PRECISIONS] = Field("auto", description="generator precision; auto: bf16 on GPU, fp32 on CPU")  # type: ignore[valid-type]
     work: str | None = Field(None, description="root for work prefixes; default beside each output")
     cpu_pool: int = Field(0, ge=0, description="actors per CPU stage; 0 = from declared resources and the cluster")
     gpu_pool: int = Field(0, ge=0, description="generator actors; 0 = one per GPU (or as many as fit on CPUs)")

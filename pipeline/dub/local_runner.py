@@ -50,7 +50,7 @@ def timed(stage: Any, row: Row, seconds: Counter[str]) -> Row:
 class LocalRunner:
     """Owns the stages for one process; `dub` can be called for many jobs."""
 
-    def __init__(self, options: DubOptions, weights: str, device: str = "auto", dtype: str = "fp32") -> None:
+    def __init__(self, options: DubOptions, weights: str, device: str = "auto", dtype: str = "auto") -> None:
         tune_malloc()
         torch.set_num_threads(options.cpu_threads)  # output bits depend on it; the cluster pins the same
         self.options = options

@@ -8,19 +8,21 @@ Row keys read and added:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
-from musedub.models.generator import MuseTalkGenerator
-from musedub.models.weights.store import DTYPES, ModelStore
+from musedub.models.weights.store import ModelStore, resolve_device, resolve_dtype
 from musedub.pipeline.audio.prompts import AudioPrompter
 from musedub.pipeline.core.stage import Resources, Row
 from musedub.pipeline.dub.options import DubOptions, job_options
 from musedub.pipeline.face.crop_geometry import FaceStatus
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.frame_rate import parse_fps
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,30 +52,54 @@ class AudioPromptStage:
 
 @dataclass
 class GenerateStage:
+    """The fused generator over a segment's face crops, `batch_size` at a time.
+
+    A batch that runs out of GPU memory halves itself and is retried (with a warning); the size
+    that fitted is kept for the rest of this worker's segments.
+    """
+
     weights: str
     options: DubOptions
     device: str = "auto"
-    dtype: str = "fp32"
+    dtype: str = "auto"
     resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
-    _generator: MuseTalkGenerator | None = field(default=None, init=False, repr=False)
+    _generator: torch.nn.Module | None = field(default=None, init=False, repr=False)
+    _fits: int = field(default=0, init=False, repr=False)  # the largest batch known to fit; 0: not yet limited
 
     def __post_init__(self) -> None:
         if self.device == "cuda" and not self.resources.gpus:  # one GPU per actor unless declared otherwise
             self.resources = replace(self.resources, gpus=1.0)
 
     def setup(self) -> None:
-        self._generator = ModelStore(self.weights).load_generator(self.options.version, self.device, DTYPES[self.dtype])
+        device = resolve_device(self.device)
+        dtype = resolve_dtype(self.dtype, device)
+        self._generator = ModelStore(self.weights).load_generator(self.options.version, str(device), dtype)
+        log.info("generator on %s in %s", device, str(dtype).removeprefix("torch."))
 
     def __call__(self, row: Row) -> Row:
         assert self._generator is not None, "setup() first"
         crops, prompts = row["crops"], row["prompts"]
         device = next(self._generator.parameters()).device
         out = np.empty_like(crops)
-        size = job_options(row).batch_size
-        for i in range(0, len(crops), size):
+        size = min(job_options(row).batch_size, self._fits or len(crops) or 1)
+        i = 0
+        while i < len(crops):
             batch = torch.from_numpy(crops[i : i + size]).to(device)  # (B, 256, 256, 3)
             audio = torch.from_numpy(prompts[i : i + size])  # (B, 50, D)
-            # at inference the reference image is the target frame itself
-            out[i : i + len(batch)] = self._generator(batch, batch, audio).cpu().numpy()
+            try:
+                # at inference the reference image is the target frame itself
+                out[i : i + len(batch)] = self._generator(batch, batch, audio).cpu().numpy()
+            except torch.OutOfMemoryError:
+                if size == 1:
+                    raise
+                del batch, audio
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                log.warning(
+                    "generator: a batch of %d frames ran out of memory on %s; retrying with %d", size, device, size // 2
+                )
+                size = self._fits = size // 2
+                continue
+            i += size
         rest = {k: v for k, v in row.items() if k not in ("crops", "prompts")}
         return {**rest, "generated": out}

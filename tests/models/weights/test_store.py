@@ -10,7 +10,7 @@ import torch
 
 from musedub.infra.errors import ConfigError
 from musedub.models.weights.layout import WeightsLayout
-from musedub.models.weights.store import ModelStore, resolve_device
+from musedub.models.weights.store import ModelStore, resolve_device, resolve_dtype
 
 
 def upload_folder(bucket: str, prefix: str, root: Path) -> None:
@@ -72,3 +72,9 @@ def test_device_resolution() -> None:
             resolve_device("cuda")
     with pytest.raises(ConfigError, match="not a torch device"):
         resolve_device("tpu-ish")
+
+
+def test_auto_precision_is_bf16_on_a_gpu_and_fp32_on_a_cpu() -> None:
+    assert resolve_dtype("auto", torch.device("cuda", 0)) == torch.bfloat16
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("fp16", torch.device("cpu")) == torch.float16
