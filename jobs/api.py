@@ -28,9 +28,10 @@ def dub(
     weights: str = DEFAULT_WEIGHTS,
     device: str = "auto",
     dtype: str = "auto",
+    compile: bool = False,
 ) -> DubReport:
     """Dub one video (or still image) with one audio in this process; writes `output` and its report."""
-    return LocalRunner(options or DubOptions(), weights, device, dtype).dub(video, audio, output)
+    return LocalRunner(options or DubOptions(), weights, device, dtype, compile).dub(video, audio, output)
 
 
 def batch(

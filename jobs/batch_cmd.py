@@ -15,6 +15,7 @@ from musedub.jobs.job_flags import (
     DEFAULTS,
     Address,
     BatchSize,
+    Compile,
     CpuPool,
     CpuThreads,
     Crf,
@@ -127,6 +128,7 @@ def batch(
     gpu_pool: GpuPool = 0,
     device: Device = "auto",
     dtype: Dtype = "auto",
+    compile: Compile = False,
 ) -> None:
     """Dub every job of MANIFEST; exits 1 and lists the failures if any job failed."""
     if schema:
@@ -145,6 +147,7 @@ def batch(
             options=options,
             device=device,
             dtype=dtype,
+            compile=compile,
             work=work,
             cpu_pool=cpu_pool,
             gpu_pool=gpu_pool,

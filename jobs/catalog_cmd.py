@@ -21,6 +21,7 @@ from musedub.jobs.batch_cmd import run_batch
 from musedub.jobs.job_flags import (
     DEFAULTS,
     Address,
+    Compile,
     CpuPool,
     CpuThreads,
     Crf,
@@ -123,13 +124,22 @@ def run(
     gpu_pool: GpuPool = 0,
     device: Device = "auto",
     dtype: Dtype = "auto",
+    compile: Compile = False,
     lease_seconds: LeaseSeconds = 600.0,
 ) -> None:
     """Plan under the catalogue's lease, dub what is to do, write a dated run record."""
     check_dtype(dtype)
     options = build_options(locals())
     check_uris(catalogue=catalog, output_prefix=output_prefix, weights=weights)
-    values = dict(weights=weights, options=options, device=device, dtype=dtype, cpu_pool=cpu_pool, gpu_pool=gpu_pool)
+    values = dict(
+        weights=weights,
+        options=options,
+        device=device,
+        dtype=dtype,
+        compile=compile,
+        cpu_pool=cpu_pool,
+        gpu_pool=gpu_pool,
+    )
     settings = validated(BatchSettings, values)
     entries, problems = _entries(catalog)  # an unreadable catalogue fails here, before the lease or a record
     record = RunRecord(uuid.uuid4().hex[:12], catalog, output_prefix, time.time())

@@ -12,6 +12,7 @@ from musedub.jobs.job_flags import (
     DEFAULTS,
     BatchSize,
     BboxShift,
+    Compile,
     CpuThreads,
     Crf,
     DetectEvery,
@@ -58,6 +59,7 @@ def dub(
     cpu_threads: CpuThreads = DEFAULTS.cpu_threads,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     dtype: Dtype = "auto",
+    compile: Compile = False,
 ) -> None:
     """Regenerate the mouth in VIDEO so the lips follow AUDIO; write OUTPUT and OUTPUT.report.json."""
     check_uris(video=video, audio=audio, output=output, weights=weights)
@@ -72,7 +74,7 @@ def dub(
         device,
         options.model_dump_json(),
     )
-    report = api.dub(video, audio, output, options, weights, device, dtype)
+    report = api.dub(video, audio, output, options, weights, device, dtype, compile)
     faces = ", ".join(f"{k} {v}" for k, v in report.faces.items())
     typer.echo(
         f"wrote {output}: {report.output_frames} frames at {report.fps} fps ({faces}); report {report_uri(output)}"

@@ -28,3 +28,14 @@ class MuseTalkGenerator(nn.Module):
         latents = self.vae.unet_input(targets, references)  # (B, 8, 32, 32)
         audio = audio_prompts.to(device=latents.device, dtype=latents.dtype)
         return self.vae.decode(self.unet(latents, audio))  # (B, 256, 256, 3)
+
+    def compile_static(self) -> None:
+        """torch.compile the VAE's encoder and decoder and the UNet, one graph per batch shape.
+
+        Those are what `forward` reaches (CropAutoencoder's helpers, not its own forward). The
+        first call per shape compiles (about 80 s on an H200); callers keep one batch shape.
+        """
+        inner = self.vae.vae
+        inner.encoder = torch.compile(inner.encoder, dynamic=False)
+        inner.decoder = torch.compile(inner.decoder, dynamic=False)
+        self.unet = torch.compile(self.unet, dynamic=False)

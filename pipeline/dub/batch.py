@@ -107,6 +107,7 @@ class BatchSettings(BaseModel):
     options: DubOptions = Field(default_factory=DubOptions, description="batch-wide job options; rows override")
     device: Literal["auto", "cuda", "cpu"] = Field("auto", description="where the generator runs")
     dtype: Literal[PRECISIONS] = Field("auto", description="generator precision; auto: bf16 on GPU, fp32 on CPU")  # type: ignore[valid-type]
+    compile: bool = Field(False, description="torch.compile the generator (GPU: ~80 s per worker, then ~1.9x)")
     work: str | None = Field(None, description="root for work prefixes; default beside each output")
     cpu_pool: int = Field(0, ge=0, description="actors per CPU stage; 0 = from declared resources and the cluster")
     gpu_pool: int = Field(0, ge=0, description="generator actors; 0 = one per GPU (or as many as fit on CPUs)")
@@ -136,7 +137,7 @@ class BatchSettings(BaseModel):
         stages = [
             declare(partial(CropStage, o), **cpu),
             declare(partial(AudioPromptStage, w, "cpu")),
-            declare(partial(GenerateStage, w, o, device, self.dtype), **self.fixed(self.gpu_pool)),
+            declare(partial(GenerateStage, w, o, device, self.dtype, self.compile), **self.fixed(self.gpu_pool)),
             declare(partial(BlendEncodeStage, o, w, "cpu"), **cpu),
         ]
         return stages if device == "cuda" else [fuse(stages)]

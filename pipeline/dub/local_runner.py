@@ -50,7 +50,9 @@ def timed(stage: Any, row: Row, seconds: Counter[str]) -> Row:
 class LocalRunner:
     """Owns the stages for one process; `dub` can be called for many jobs."""
 
-    def __init__(self, options: DubOptions, weights: str, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(
+        self, options: DubOptions, weights: str, device: str = "auto", dtype: str = "auto", compile: bool = False
+    ) -> None:
         tune_malloc()
         torch.set_num_threads(options.cpu_threads)  # output bits depend on it; the cluster pins the same
         self.options = options
@@ -58,7 +60,7 @@ class LocalRunner:
         self.track = TrackFacesStage(weights, options)
         self.crop = CropStage(options)
         self.prompt = AudioPromptStage(weights, "cpu")
-        self.generate = GenerateStage(weights, options, device, dtype)
+        self.generate = GenerateStage(weights, options, device, dtype, compile)
         self.blend = BlendEncodeStage(options, weights, device)
         self._ready = False
 

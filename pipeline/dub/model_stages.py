@@ -23,6 +23,7 @@ from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.frame_rate import parse_fps
 
 log = logging.getLogger(__name__)
+GPU_BATCH, CPU_BATCH = 64, 8  # defaults: an H200's bf16 frames/s level off at 64 (docs/PERFORMANCE.md)
 
 
 @dataclass
@@ -55,13 +56,15 @@ class GenerateStage:
     """The fused generator over a segment's face crops, `batch_size` at a time.
 
     A batch that runs out of GPU memory halves itself and is retried (with a warning); the size
-    that fitted is kept for the rest of this worker's segments.
+    that fitted is kept for the rest of this worker's segments. With `compile`, every batch is
+    padded to the full batch size (repeating its last crop), so one compiled graph serves all.
     """
 
     weights: str
     options: DubOptions
     device: str = "auto"
     dtype: str = "auto"
+    compile: bool = False
     resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
     _generator: torch.nn.Module | None = field(default=None, init=False, repr=False)
     _fits: int = field(default=0, init=False, repr=False)  # the largest batch known to fit; 0: not yet limited
@@ -73,25 +76,31 @@ class GenerateStage:
     def setup(self) -> None:
         device = resolve_device(self.device)
         dtype = resolve_dtype(self.dtype, device)
-        self._generator = ModelStore(self.weights).load_generator(self.options.version, str(device), dtype)
-        log.info("generator on %s in %s", device, str(dtype).removeprefix("torch."))
+        generator = ModelStore(self.weights).load_generator(self.options.version, str(device), dtype)
+        if self.compile:
+            generator.compile_static()
+        self._generator = generator
+        log.info("generator on %s in %s%s", device, str(dtype).removeprefix("torch."), ", compiled" * self.compile)
 
     def __call__(self, row: Row) -> Row:
         assert self._generator is not None, "setup() first"
         crops, prompts = row["crops"], row["prompts"]
         device = next(self._generator.parameters()).device
         out = np.empty_like(crops)
-        size = min(job_options(row).batch_size, self._fits or len(crops) or 1)
+        size = self._fits or job_options(row).batch_size or (GPU_BATCH if device.type == "cuda" else CPU_BATCH)
         i = 0
         while i < len(crops):
-            batch = torch.from_numpy(crops[i : i + size]).to(device)  # (B, 256, 256, 3)
-            audio = torch.from_numpy(prompts[i : i + size])  # (B, 50, D)
+            count = min(size, len(crops) - i)
+            batch = torch.from_numpy(self._padded(crops[i : i + count], size)).to(device)  # (B, 256, 256, 3)
+            audio = torch.from_numpy(self._padded(prompts[i : i + count], size))  # (B, 50, D)
             try:
                 # at inference the reference image is the target frame itself
-                out[i : i + len(batch)] = self._generator(batch, batch, audio).cpu().numpy()
+                generated = self._generator(batch, batch, audio)[:count]
             except torch.OutOfMemoryError:
                 if size == 1:
                     raise
+                generated = None
+            if generated is None:  # outside the handler, so the failed batch's tensors are freed by now
                 del batch, audio
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -100,6 +109,13 @@ class GenerateStage:
                 )
                 size = self._fits = size // 2
                 continue
-            i += size
+            out[i : i + count] = generated.cpu().numpy()
+            i += count
         rest = {k: v for k, v in row.items() if k not in ("crops", "prompts")}
         return {**rest, "generated": out}
+
+    def _padded(self, part: np.ndarray, size: int) -> np.ndarray:
+        """`part` (n, ...) grown to (size, ...) by repeating its last row when compiled; else as is."""
+        if not self.compile or len(part) == size:
+            return part
+        return np.concatenate([part, np.repeat(part[-1:], size - len(part), axis=0)])

@@ -35,7 +35,9 @@ class DubOptions(BaseModel):
     min_face: int = Field(64, ge=8, description="faces whose crop box is smaller than this pass through")
     still_fps: str = Field("25", description="frame rate given to a still-image video input")
     segment_seconds: float = Field(10.0, gt=0, le=600)
-    batch_size: int = Field(8, ge=1, le=512)
+    batch_size: int | None = Field(
+        None, ge=1, le=512, description="crops per generator batch; default 64 on a GPU (bench), 8 on a CPU"
+    )
     cpu_threads: int = Field(
         2, ge=1, le=256, description="torch CPU threads per worker: float sums, so output bits, depend on it"
     )

@@ -94,3 +94,18 @@ def test_a_batch_out_of_memory_halves_until_it_fits_and_generates_the_same_frame
     stage._generator = OutOfMemoryAbove(limited.generator, limit=0)
     with pytest.raises(torch.OutOfMemoryError):  # not even one frame fits: the error reaches the errors table
         stage(row)
+
+
+def test_a_compiled_stage_pads_every_batch_to_one_shape(tiny_weights: WeightsLayout) -> None:
+    """Padding only: compiling itself is measured on a GPU (bench/gpu_check.sh), too slow for here."""
+    options = DubOptions(batch_size=4)
+    stage = GenerateStage(str(tiny_weights.root), options, "cpu", "fp32", compile=True)
+    stage._generator = OutOfMemoryAbove(ModelStore(str(tiny_weights.root)).load_generator(device="cpu"), limit=4)
+    crops = face_crops(5)
+    width = stage._generator.generator.unet.audio_dim
+    prompts = np.random.default_rng(0).normal(size=(5, 50, width)).astype(np.float32)
+    row = {"crops": crops, "prompts": prompts, "options": options.model_dump_json()}
+    generated = stage(row)["generated"]
+    assert stage._generator.sizes == [4, 4] and generated.shape == crops.shape  # 5 crops: 4 + 1 padded to 4
+    alone = stage._generator.generator(*(torch.from_numpy(crops[4:]),) * 2, torch.from_numpy(prompts[4:]))
+    assert np.abs(generated[4:].astype(np.int16) - alone.numpy()).max() <= 1  # the padding changes nothing
