@@ -135,9 +135,14 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, path
 
 
+READ_BLOCK = 4 * 2**20
+
+
 @contextmanager
 def open_input(uri: str, what: str) -> Iterator[str | IO[bytes]]:
-    """Yield a local path (for local inputs) or an open binary file (for remote ones).
+    """Yield a local path (for local inputs) or an open binary file (for remote ones), which reads
+    ahead READ_BLOCK bytes per request: a decoder seeking to one segment fetches that span, not
+    s3fs's default 50 MiB (which, for most files, is the whole object).
 
     Raises InputError naming `what` when the input does not exist or cannot be opened.
     """
@@ -150,7 +155,7 @@ def open_input(uri: str, what: str) -> Iterator[str | IO[bytes]]:
         return
     fs, path = filesystem(uri)
     try:
-        handle = fs.open(path, "rb")
+        handle = fs.open(path, "rb", block_size=READ_BLOCK)
     except (FileNotFoundError, PermissionError, OSError) as exc:
         raise InputError(f"{what} {uri} cannot be read ({type(exc).__name__}): check the URI and access") from None
     with handle:

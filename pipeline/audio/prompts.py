@@ -7,6 +7,7 @@ whisper frames floor(50 i / fps) - 4 ... +10, flattened time-major to 50 tokens.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -23,7 +24,7 @@ from musedub.pipeline.audio.windows import (
     windows_for_frames,
 )
 
-WINDOWS_PER_CALL = 4  # bounds encoder memory on long segments
+WINDOWS_KEPT = 4  # encoded 30 s windows kept per prompter (11.5 MB each at whisper-tiny's size)
 
 
 def gather_prompts(span: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -39,6 +40,9 @@ class AudioPrompter:
 
     def __init__(self, encoder: WhisperAudioEncoder) -> None:
         self.encoder = encoder
+        # (source, window) -> (1500, L+1, D): consecutive segments of one job share their 30 s
+        # windows, so a job's audio is encoded about once however it is cut into segments
+        self._kept: OrderedDict[tuple[str, int], torch.Tensor] = OrderedDict()
 
     def for_frames(
         self,
@@ -47,11 +51,13 @@ class AudioPrompter:
         fps: Fraction,
         start: int,
         stop: int,
+        source: str = "",
     ) -> np.ndarray:
         """Prompts of frames [start, stop) -> float32 (stop - start, 10 * (L+1), D).
 
         `read_window(w)` returns 16 kHz mono samples [w*480000, (w+1)*480000) of the whole audio
-        (shorter for the last window); `num_samples` is the whole audio's length.
+        (shorter for the last window); `num_samples` is the whole audio's length. A `source`
+        names that audio (with its content, e.g. a job key) so its encoded windows are reused.
         """
         total = video_frame_count(num_samples, fps)
         if total == 0:
@@ -63,7 +69,7 @@ class AudioPrompter:
             raise InputError(
                 f"frame range [{start}, {stop}) is outside the audio's {total} frames: pick 0 <= A < B <= {total}"
             )
-        span, lo = self.span(read_window, num_samples, fps, start, stop)
+        span, lo = self.span(read_window, num_samples, fps, start, stop, source)
         starts = np.array([prompt_start(f, fps) - lo for f in range(start, stop)])
         return gather_prompts(span.numpy(), starts)
 
@@ -74,6 +80,7 @@ class AudioPrompter:
         fps: Fraction,
         start: int,
         stop: int,
+        source: str = "",
     ) -> tuple[torch.Tensor, int]:
         """The hidden states of whisper frames [lo, hi) that frames [start, stop) read -> ((hi - lo, L+1, D), lo).
 
@@ -86,19 +93,35 @@ class AudioPrompter:
         span = torch.zeros(hi - lo, states, self.encoder.dim)  # whisper frames [lo, hi), zeros outside the audio
         valid_end = whisper_frame_count(num_samples)
         windows = list(windows_for_frames(start, stop, fps, num_samples))
-        for i in range(0, len(windows), WINDOWS_PER_CALL):
-            batch = windows[i : i + WINDOWS_PER_CALL]
-            encoded = self.encoder.encode_windows([read_window(w) for w in batch])  # (W, 1500, L+1, D)
-            for w, feats in zip(batch, encoded, strict=True):
-                first = w * WINDOW_FRAMES
-                a, b = max(first, lo), min(first + WINDOW_FRAMES, hi, valid_end)
-                if a < b:
-                    span[a - lo : b - lo] = feats[a - first : b - first]
+        for w, feats in self._encoded(read_window, windows, source).items():
+            first = w * WINDOW_FRAMES
+            a, b = max(first, lo), min(first + WINDOW_FRAMES, hi, valid_end)
+            if a < b:
+                span[a - lo : b - lo] = feats[a - first : b - first]
         return span, lo
 
-    def for_waveform(self, samples: np.ndarray, fps: Fraction, start: int = 0, stop: int | None = None) -> np.ndarray:
+    def _encoded(
+        self, read_window: Callable[[int], np.ndarray], windows: list[int], source: str
+    ) -> dict[int, torch.Tensor]:
+        """Each window's hidden states (1500, L+1, D): kept ones reused, the rest encoded one at a
+        time, so a window's bits never depend on which windows a worker happened to encode with it."""
+        found = {w: self._kept[(source, w)] for w in windows if source and (source, w) in self._kept}
+        for w in windows:
+            if w not in found:
+                found[w] = self.encoder.encode_windows([read_window(w)])[0]  # (1500, L+1, D)
+        if source:
+            for w in windows:
+                self._kept[(source, w)] = found[w]
+                self._kept.move_to_end((source, w))
+            while len(self._kept) > WINDOWS_KEPT:
+                self._kept.popitem(last=False)
+        return found
+
+    def for_waveform(
+        self, samples: np.ndarray, fps: Fraction, start: int = 0, stop: int | None = None, source: str = ""
+    ) -> np.ndarray:
         """Prompts from a whole in-memory 16 kHz mono waveform; `stop` defaults to the last frame."""
         end = video_frame_count(len(samples), fps) if stop is None else stop
         return self.for_frames(
-            lambda w: samples[w * WINDOW_SAMPLES : (w + 1) * WINDOW_SAMPLES], len(samples), fps, start, end
+            lambda w: samples[w * WINDOW_SAMPLES : (w + 1) * WINDOW_SAMPLES], len(samples), fps, start, end, source
         )

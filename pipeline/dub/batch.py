@@ -48,6 +48,7 @@ from musedub.pipeline.dub.outcome import BatchResult, JobOutcome
 from musedub.pipeline.dub.plan import JobPlan, plan_job
 from musedub.pipeline.dub.report import committed_report, make_report, write_report
 from musedub.pipeline.face.crop_geometry import FaceStatus
+from musedub.pipeline.media.index import save_index, video_info
 from musedub.pipeline.media.stitch import stitch
 
 WORK_FOLDER = ".musedub-work"
@@ -146,10 +147,16 @@ class BatchSettings(BaseModel):
         return [declare(partial(TrackFacesStage, self.weights, self.options), **self.fixed(self.cpu_pool))]
 
 
-def _plan_remote(spec: JobSpec, options: DubOptions, weights: str, errors: ErrorsTable) -> JobPlan | None:
-    """A job's plan, or None with its error recorded: nothing about one job's inputs sinks the batch."""
+def _plan_remote(spec: JobSpec, options: DubOptions, weights: str, work: str, errors: ErrorsTable) -> JobPlan | None:
+    """A job's plan, or None with its error recorded: nothing about one job's inputs sinks the batch.
+    Its probe is saved to the work prefix, so no stage on any node demuxes the video again."""
     try:
-        return plan_job(spec.job_id, spec.video, spec.audio, spec.output, options, weights)
+        plan = plan_job(spec.job_id, spec.video, spec.audio, spec.output, options, weights)
+        if committed_report(plan) is not None:
+            return plan  # up to date: nothing will run, so no index (and no work prefix) is made
+        index = join_uri(work, f"index-{plan.key}.npz")
+        save_index(video_info(plan.base_row()), index)
+        return replace(plan, media_index=index)
     except Exception as exc:
         errors.record(exc, spec.job_id, "plan")
         return None
@@ -216,21 +223,25 @@ class BatchRunner:
             if prefix and not is_under(spec.output, prefix):
                 errors.record(InputError(f"job {spec.job_id}: {outside_prefix(spec, prefix)}"), spec.job_id, "plan")
         jobs = [spec for spec in jobs if not prefix or is_under(spec.output, prefix)]
-        calls = [(spec, self._job_options(spec), self.settings.weights, errors) for spec in jobs]
+        works = [self._work(spec) for spec in jobs]
+        calls = [
+            (spec, self._job_options(spec), self.settings.weights, work, errors)
+            for spec, work in zip(jobs, works, strict=True)
+        ]
         states, outcomes = [], []
-        for spec, result in zip(jobs, run_tasks(_plan_remote, calls), strict=True):
+        for spec, work, result in zip(jobs, works, run_tasks(_plan_remote, calls), strict=True):
             if result is None:
                 continue  # its error record names why
             if committed_report(result) is not None:
                 outcomes.append(JobOutcome(spec.job_id, "up to date", spec.output, frames=result.total))
                 continue
-            work = (
-                join_uri(self.settings.work, spec.job_id)
-                if self.settings.work
-                else default_work(spec.output, spec.job_id)
-            )
             states.append(JobState(result, work))
         return states, outcomes
+
+    def _work(self, spec: JobSpec) -> str:
+        return (
+            join_uri(self.settings.work, spec.job_id) if self.settings.work else default_work(spec.output, spec.job_id)
+        )
 
     # -- track --------------------------------------------------------------------------------
     def track(self, states: list[JobState], errors: ErrorsTable) -> None:

@@ -22,9 +22,8 @@ from musedub.pipeline.face.blend import blend_face, feathered_lower_half, landma
 from musedub.pipeline.face.crop_geometry import Box, FaceStatus, paste_square
 from musedub.pipeline.face.parsing_mask import jaw_region, parser_input, region_in_box
 from musedub.pipeline.media.encode import SegmentEncoder
-from musedub.pipeline.media.frame_rate import parse_fps
 from musedub.pipeline.media.frames import FrameReader
-from musedub.pipeline.media.probe import probe_video
+from musedub.pipeline.media.index import video_info
 
 
 def chosen_mask(options: DubOptions, weights: str) -> str:
@@ -67,7 +66,7 @@ class BlendEncodeStage:
 
     def __call__(self, row: Row) -> Row:
         options = job_options(row)
-        info = probe_video(row["video"], parse_fps(row["still_fps"]))
+        info = video_info(row)
         generated = iter(row["generated"])
         with tempfile.TemporaryDirectory(prefix="musedub-segment-") as work:
             path = Path(work) / "segment.mp4"

@@ -21,9 +21,8 @@ from musedub.pipeline.core.stage import Resources, Row
 from musedub.pipeline.dub.options import DubOptions, job_options
 from musedub.pipeline.face.crop_geometry import FaceStatus, crop_box, crop_face, face_status
 from musedub.pipeline.face.track import FaceTracker
-from musedub.pipeline.media.frame_rate import parse_fps
 from musedub.pipeline.media.frames import FrameReader
-from musedub.pipeline.media.probe import probe_video
+from musedub.pipeline.media.index import video_info
 
 
 def require_a_face(video: str, landmarks: np.ndarray) -> None:
@@ -48,7 +47,7 @@ class TrackFacesStage:
         """Tracks the chunk with `smooth_radius` frames of context each side, so smoothing runs
         across chunk edges as it does inside; the tracker restarts with a full detection per chunk."""
         assert self._detector is not None, "setup() first"
-        info = probe_video(row["video"], parse_fps(row["still_fps"]))
+        info = video_info(row)
         start, stop = row["chunk_start"], row["chunk_stop"]
         if info.frame_count != row["frame_count"]:
             raise InputError(f"video {row['video']} changed since it was planned: run the job again")
@@ -71,7 +70,7 @@ class CropStage:
 
     def __call__(self, row: Row) -> Row:
         options = job_options(row)
-        info = probe_video(row["video"], parse_fps(row["still_fps"]))
+        info = video_info(row)
         landmarks = row["landmarks"]
         n = len(row["source"])
         status = np.full(n, FaceStatus.NO_FACE, np.uint8)

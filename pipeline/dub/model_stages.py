@@ -45,9 +45,9 @@ class AudioPromptStage:
 
     def __call__(self, row: Row) -> Row:
         assert self._prompter is not None, "setup() first"
-        prompts = self._prompter.for_waveform(
-            self._samples(row["audio"]), parse_fps(row["fps"]), row["start"], row["stop"]
-        )
+        samples = self._samples(row["audio"])
+        # the job key hashes the audio's checksum: windows are reused across the job's segments only
+        prompts = self._prompter.for_waveform(samples, parse_fps(row["fps"]), row["start"], row["stop"], row["job_key"])
         return {**row, "prompts": prompts[row["status"] == FaceStatus.OK]}
 
 

@@ -27,6 +27,7 @@ from musedub.pipeline.dub.segments import Segment, job_id_for, plan_segments
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.encode import even_size
 from musedub.pipeline.media.frame_rate import parse_fps
+from musedub.pipeline.media.index import INDEX_KEY, remember
 from musedub.pipeline.media.probe import probe_video
 
 PLAN_VERSION = 2  # bump when the same inputs would give different frames
@@ -65,6 +66,7 @@ class JobPlan:
     checksums: dict[str, str]
     key: str = field(init=False)
     plan_seconds: float = 0.0
+    media_index: str = ""  # the probed video's index file, for stages in other processes
 
     def __post_init__(self) -> None:
         key = job_key(self.video, self.audio, self.output, self.checksums, self.options, self.weights)
@@ -95,6 +97,7 @@ class JobPlan:
             "fps": self.fps,
             "still_fps": self.options.still_fps,
             "options": self.options.model_dump_json(),
+            INDEX_KEY: self.media_index,
         }
 
     def chunk_row(self, start: int, stop: int) -> Row:
@@ -136,7 +139,8 @@ def report_uri(output: str) -> str:
 
 
 def plan_job(job_id: str | None, video: str, audio: str, output: str, options: DubOptions, weights: str) -> JobPlan:
-    """Probe and size one job; InputError (naming the input) when it cannot be dubbed."""
+    """Probe and size one job; InputError (naming the input) when it cannot be dubbed. The probe
+    is kept for this process's stages (`media.index.video_info`)."""
     started = time.perf_counter()
     validate_uri(output, "output")
     for uri, what in ((video, "video"), (audio, "dub audio")):
@@ -161,7 +165,7 @@ def plan_job(job_id: str | None, video: str, audio: str, output: str, options: D
             f"dub audio {audio} lasts {len(samples) / SAMPLE_RATE:.3f} s, less than one frame at {info.fps} fps: "
             "give longer audio"
         )
-    return JobPlan(
+    plan = JobPlan(
         job_id=job_id or job_id_for(video, audio, output),
         video=video,
         audio=audio,
@@ -176,3 +180,5 @@ def plan_job(job_id: str | None, video: str, audio: str, output: str, options: D
         checksums={"video": checksum(video, "video"), "audio": checksum(audio, "dub audio")},
         plan_seconds=time.perf_counter() - started,
     )
+    remember(plan.key, info)
+    return plan

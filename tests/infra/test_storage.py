@@ -6,14 +6,17 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import boto3
 import pytest
 
 from musedub.infra.errors import InputError
 from musedub.infra.storage import (
+    READ_BLOCK,
     canonical,
     create_exclusive,
     is_under,
     join_uri,
+    open_input,
     read_bytes,
     redact,
     same_location,
@@ -96,8 +99,6 @@ def test_local_atomic_write_leaves_only_the_target(tmp_path: Path) -> None:
 
 
 def test_s3_write(s3_bucket: str) -> None:
-    import boto3
-
     write_bytes_atomic(f"s3://{s3_bucket}/x/out.bin", b"payload", "output")
     body = boto3.client("s3").get_object(Bucket=s3_bucket, Key="x/out.bin")["Body"].read()
     assert body == b"payload"
@@ -114,3 +115,15 @@ def test_create_exclusive_lets_exactly_one_of_racing_writers_win(
     assert won.count(True) == 1
     assert read_bytes(uri, "lease") == f"writer {won.index(True)}".encode()
     assert not create_exclusive(uri, b"late", "lease")
+
+
+def test_a_remote_input_is_read_by_ranges_not_whole(s3_bucket: str) -> None:
+    """A decoder seeking into a film fetches about the span it reads (issue 15)."""
+    size = 6 * READ_BLOCK
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key="film.bin", Body=bytes(size))
+    with open_input(f"s3://{s3_bucket}/film.bin", "video") as handle:
+        assert not isinstance(handle, str)
+        handle.seek(3 * READ_BLOCK)
+        assert handle.read(65536) == bytes(65536)
+        fetched = handle.cache.total_requested_bytes
+    assert 65536 <= fetched <= READ_BLOCK + 65536, fetched  # not the 24 MiB object

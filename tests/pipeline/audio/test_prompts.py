@@ -125,3 +125,21 @@ def test_44k1_stereo_gives_the_prompts_of_the_16k_mono_original(
     assert resampled.shape == original.shape
     # Resampling twice moves the prompts far less than different audio does.
     assert np.abs(resampled - original).mean() < np.abs(noise - original).mean() / 10
+
+
+def test_a_jobs_segments_encode_each_30_s_window_once(
+    audio_encoder: WhisperAudioEncoder, long_speech: np.ndarray, whole: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompter = AudioPrompter(audio_encoder)
+    encoded: list[int] = []
+    original = audio_encoder.encode_windows
+
+    def counting(windows: list[np.ndarray]) -> torch.Tensor:
+        encoded.append(len(windows))
+        return original(windows)
+
+    monkeypatch.setattr(audio_encoder, "encode_windows", counting)
+    segments = [(0, 250), (250, 500), (500, 750), (750, 875)]  # 10 s segments of the 35 s audio
+    parts = [prompter.for_waveform(long_speech, Fraction(25), a, b, source="job-key") for a, b in segments]
+    assert encoded == [1, 1]  # windows 0 and 1, each once, for four segments (eight without a source)
+    np.testing.assert_array_equal(np.concatenate(parts), whole)  # the same bits as in one piece
