@@ -7,8 +7,10 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +171,35 @@ def parsing_weights(tiny_weights: WeightsLayout, tmp_path_factory: pytest.TempPa
     head[SKIN] = head[SKIN].abs() + 1.0
     torch.save(state, path)
     return layout
+
+
+class WebhookReceiver:
+    """Records each POST; answers the statuses queued in `answers` first, then 204."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.answers: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                self.send_response(receiver.answers.pop(0) if receiver.answers else 204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T0KEN-IN-PATH"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """An HTTP server on loopback that records webhook POSTs."""
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
