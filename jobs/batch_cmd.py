@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from musedub.infra.errors import ConfigError
+from musedub.infra.webhook import Webhook
 from musedub.jobs import api
 from musedub.jobs.job_flags import (
     DEFAULTS,
@@ -35,6 +36,8 @@ from musedub.jobs.job_flags import (
     SegmentSeconds,
     StillFps,
     Version,
+    WebhookAllowPrivate,
+    WebhookUrl,
     Weights,
     Work,
     build_options,
@@ -47,6 +50,7 @@ from musedub.pipeline.core.run import Run
 from musedub.pipeline.dub.batch import BatchSettings, JobState
 from musedub.pipeline.dub.manifest import JobSpec, Manifest, load_manifest, manifest_schema, read_manifest
 from musedub.pipeline.dub.outcome import BatchResult, JobOutcome
+from musedub.pipeline.dub.plan import report_uri
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,8 @@ class Progress:
     Plain lines, not a redrawn bar: they read the same in a terminal, `ray job logs` and CI.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, hook: Webhook | None = None, run_id: str = "") -> None:
+        self.hook, self.run_id = hook, run_id
         self.total = 0
         self.frames = 0
         self.per_job: dict[str, tuple[int, float]] = {}  # frames done, time of the first
@@ -79,8 +84,16 @@ class Progress:
         )
 
     def job_done(self, outcome: JobOutcome) -> None:
-        what = f"committed {outcome.output}" if outcome.status == "done" else f"failed: {outcome.error}"
-        typer.echo(f"[{outcome.job_id}] {what} ({outcome.seconds:.1f} s of stage time)", err=True)
+        if outcome.status == "done":
+            typer.echo(
+                f"[{outcome.job_id}] committed {outcome.output} ({outcome.seconds:.1f} s of stage time)", err=True
+            )
+        else:
+            typer.echo(f"[{outcome.job_id}] {outcome.status}{': ' + outcome.error if outcome.error else ''}", err=True)
+        if self.hook is not None:
+            report = report_uri(outcome.output) if outcome.status == "done" else ""
+            body = {"job_id": outcome.job_id, "status": outcome.status, "output": outcome.output, "report": report}
+            self.hook.send("job", {"run_id": self.run_id, **body, "error": outcome.error})
 
 
 def summary_table(outcomes: list[JobOutcome]) -> str:
@@ -129,6 +142,8 @@ def batch(
     device: Device = "auto",
     dtype: Dtype = "auto",
     compile: Compile = False,
+    webhook: WebhookUrl = None,
+    webhook_allow_private: WebhookAllowPrivate = False,
 ) -> None:
     """Dub every job of MANIFEST; exits 1 and lists the failures if any job failed."""
     if schema:
@@ -155,7 +170,8 @@ def batch(
             output_prefix=output_prefix,
         ),
     )
-    result = run_batch(jobs, settings, address, num_cpus, keep_work)
+    hook = Webhook.from_env(webhook, webhook_allow_private) if webhook else None
+    result = run_batch(jobs, settings, address, num_cpus, keep_work, hook=hook)
     if result.failed:
         raise typer.Exit(1)
 
@@ -167,13 +183,26 @@ def run_batch(
     num_cpus: int | None,
     keep_work: bool,
     run: Run | None = None,
+    hook: Webhook | None = None,
 ) -> BatchResult:
-    """Join or start the cluster, run the jobs with progress lines, print the summary table."""
-    count = len(jobs.jobs) + len(jobs.rejected) if isinstance(jobs, Manifest) else len(jobs)
+    """Join or start the cluster, run the jobs with progress lines, print the summary table; with a
+    `hook`, POST each job's end and the batch's."""
+    planned = jobs.jobs if isinstance(jobs, Manifest) else jobs
+    count = len(planned) + len(jobs.rejected) if isinstance(jobs, Manifest) else len(jobs)
     log.info("batch: %d jobs; settings %s", count, settings)
-    result = api.batch(
-        jobs, settings=settings, address=address, num_cpus=num_cpus, keep_work=keep_work, progress=Progress(), run=run
-    )
+    if run is None and planned:
+        run = Run(settings.runs_root(planned))
+    progress = Progress(hook, run.run_id if run else "")
+    try:
+        result = api.batch(
+            jobs, settings=settings, address=address, num_cpus=num_cpus, keep_work=keep_work, progress=progress, run=run
+        )
+        if hook is not None:
+            body = {"run_id": result.run_id, "run": result.run_uri, "counts": result.counts()}
+            hook.send("batch", {**body, "failed": [o.job_id for o in result.failed]})
+    finally:
+        if hook is not None:
+            hook.close()
     typer.echo(summary_table(result.outcomes))
     counts = result.counts()
     typer.echo(

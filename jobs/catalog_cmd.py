@@ -17,6 +17,7 @@ import typer
 
 from musedub.infra.lease import Lease
 from musedub.infra.storage import write_bytes_atomic
+from musedub.infra.webhook import Webhook
 from musedub.jobs.batch_cmd import run_batch
 from musedub.jobs.job_flags import (
     DEFAULTS,
@@ -34,6 +35,8 @@ from musedub.jobs.job_flags import (
     NumCpus,
     Preset,
     SegmentSeconds,
+    WebhookAllowPrivate,
+    WebhookUrl,
     Weights,
     build_options,
     check_dtype,
@@ -126,6 +129,8 @@ def run(
     dtype: Dtype = "auto",
     compile: Compile = False,
     lease_seconds: LeaseSeconds = 600.0,
+    webhook: WebhookUrl = None,
+    webhook_allow_private: WebhookAllowPrivate = False,
 ) -> None:
     """Plan under the catalogue's lease, dub what is to do, write a dated run record."""
     check_dtype(dtype)
@@ -142,6 +147,7 @@ def run(
     )
     settings = validated(BatchSettings, values)
     entries, problems = _entries(catalog)  # an unreadable catalogue fails here, before the lease or a record
+    hook = Webhook.from_env(webhook, webhook_allow_private) if webhook else None
     record = RunRecord(uuid.uuid4().hex[:12], catalog, output_prefix, time.time())
     lease = Lease(lease_prefix(output_prefix), record.run_id, lease_seconds)
     holder = lease.acquire()
@@ -157,7 +163,7 @@ def run(
         if result.todo:
             run = record.batch_run()
             runs = settings.model_copy(update={"runs": run.root})
-            outcomes = run_batch(result.jobs(), runs, address, num_cpus, False, run).outcomes
+            outcomes = run_batch(result.jobs(), runs, address, num_cpus, False, run, hook).outcomes
         lease.check()
         failed = any(o.status == "failed" for o in outcomes) or bool(problems)
         record.finish("failed" if failed else "done", outcomes, note="; ".join(problems))

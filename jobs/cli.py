@@ -16,6 +16,7 @@ from musedub.jobs import (
     features_cmd,
     preprocess_cmd,
     schema_cmd,
+    status_cmd,
     train_cmd,
     weights_cmd,
 )
@@ -37,6 +38,7 @@ app.command()(train_cmd.train)
 app.command("train-syncnet")(train_cmd.train_syncnet)
 app.command("eval")(eval_cmd.evaluate)
 app.command()(schema_cmd.schema)
+app.command()(status_cmd.status)
 
 
 def main(argv: list[str] | None = None) -> int:

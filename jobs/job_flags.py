@@ -31,6 +31,16 @@ StillFps = Annotated[str, typer.Option(help="Frame rate of the output for a stil
 SegmentSeconds = Annotated[float, typer.Option(help="Seconds of video per segment (bounds memory, spreads work).")]
 BatchSize = Annotated[int | None, typer.Option(help="Frames per generator batch (default 64 on a GPU, 8 on a CPU).")]
 CpuThreads = Annotated[int, typer.Option(help="torch CPU threads per worker (output bits depend on it).")]
+WebhookUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--webhook",
+        help="POST each job's end and the batch's end here (JSON, signed with MUSEDUB_WEBHOOK_SECRET).",
+    ),
+]
+WebhookAllowPrivate = Annotated[
+    bool, typer.Option("--webhook-allow-private", help="Allow a webhook on a link-local or reserved address.")
+]
 Compile = Annotated[
     bool,
     typer.Option(

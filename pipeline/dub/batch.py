@@ -335,6 +335,8 @@ class BatchRunner:
         for row in rejected or ():
             record = errors.record(ManifestError(row.message(manifest)), row.job_id, "manifest")
             outcomes.append(JobOutcome(row.job_id, "failed", row.output, error=record.message))
+        for outcome in outcomes:  # up to date, or refused before it began: ended already
+            progress.job_done(outcome)
         progress.planned(sum(state.plan.total for state in states))
         self.track(states, errors)
         failed = self._first_errors(errors)
@@ -356,12 +358,15 @@ class BatchRunner:
             for outcome in finishing.ready(wait):
                 progress.job_done(outcome)
                 outcomes.append(outcome)
+                _write_state(run, jobs, outcomes, "running")
 
         def complete(state: JobState) -> None:
             # landmarks stay here: the finishing task needs only the segments' records
             finishing.start(replace(state, landmarks=None), random, mask, self.keep_work, errors)
             collect(wait=False)
 
+        if live:
+            _write_state(run, jobs, outcomes, "running")  # `musedub status RUN` reads it while this runs
         self.segments(live, errors, progress, complete)
         failed.update({k: v for k, v in self._first_errors(errors).items() if k not in failed})
         for state in live:
@@ -377,12 +382,24 @@ class BatchRunner:
                 record = failed.get(spec.job_id)
                 error = record.message if record else "did not finish: see the worker logs"
                 outcomes.append(JobOutcome(spec.job_id, "failed", spec.output, error=error))
+                progress.job_done(outcomes[-1])
         order = {spec.job_id: i for i, spec in enumerate(jobs)}
         outcomes.sort(key=lambda o: order.get(o.job_id, len(order)))
         result = BatchResult(run.run_id, run.uri, outcomes, errors.read())
         if any(o.status != "up to date" for o in outcomes):  # a batch with nothing to do writes nothing
-            run.write_summary({"counts": result.counts(), "jobs": [asdict(o) for o in outcomes]})
+            _write_state(run, jobs, outcomes, "finished")
         return result
+
+
+def _write_state(run: Run, jobs: list[JobSpec], outcomes: list[JobOutcome], state: str) -> None:
+    """The run's summary.json: every job's outcome so far (the rest `running`) and the counts."""
+    known = {o.job_id for o in outcomes}
+    listed = outcomes + [JobOutcome(s.job_id, "running", s.output) for s in jobs if s.job_id not in known]
+    counts = Counter(o.status for o in listed)
+    summary = {"done": counts["done"], "up to date": counts["up to date"], "failed": counts["failed"]}
+    if state == "running":
+        summary["running"] = counts["running"]
+    run.write_summary({"state": state, "counts": summary, "jobs": [asdict(o) for o in listed]})
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

@@ -12,6 +12,7 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psutil
@@ -19,10 +20,14 @@ import pytest
 from media_checks import decoded
 
 from musedub.infra.sample_media import write_clip
+from musedub.infra.webhook import SECRET_ENV, SIGNATURE_HEADER, signature
 from musedub.jobs.cli import main
 from musedub.models.weights.layout import WeightsLayout
 
 pytestmark = pytest.mark.slow  # end to end on the shared Ray cluster (and S3)
+
+if TYPE_CHECKING:
+    from tests.conftest import WebhookReceiver
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
 SEGMENT_ARGS = ["--landmarks", "dlib", "--device", "cpu", "--length-policy", "trim-audio", "--segment-seconds", "0.4"]
@@ -45,9 +50,12 @@ def test_s3_batch_commits_good_jobs_and_isolates_every_bad_one(
     s3_bucket: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    webhook_receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A corrupt video, credentials in a URI, an output outside the prefix and a row missing its
-    audio each fail alone with their own record; no output, record or line holds the secret."""
+    audio each fail alone with their own record; no output, record or line holds the secret. A
+    webhook hears every job's end and the batch's; `musedub status` reads the run back."""
     import boto3
 
     s3 = boto3.client("s3")
@@ -83,7 +91,9 @@ def test_s3_batch_commits_good_jobs_and_isolates_every_bad_one(
     ]
     manifest = write_manifest(tmp_path / "jobs.jsonl", rows)
     s3.upload_file(str(manifest), s3_bucket, "jobs.jsonl")
-    assert batch(f"{root}/jobs.jsonl", tiny_weights, "--output-prefix", f"{root}/out") == 1
+    monkeypatch.setenv(SECRET_ENV, "hook-secret")
+    hook = ["--webhook", webhook_receiver.url]
+    assert batch(f"{root}/jobs.jsonl", tiny_weights, "--output-prefix", f"{root}/out", *hook) == 1
     printed = capsys.readouterr()
     summary_lines = [line for line in printed.out.splitlines() if line.split(" ")[0] in {r["job_id"] for r in rows}]
     statuses = {line.split()[0]: line.split()[1] for line in summary_lines}
@@ -107,6 +117,15 @@ def test_s3_batch_commits_good_jobs_and_isolates_every_bad_one(
     )
     assert SECRET.encode() not in every_object and SECRET not in printed.out + printed.err
     assert "Traceback" not in printed.out + printed.err
+    events = [json.loads(body) for _, body in webhook_receiver.received]
+    assert sorted((e["job_id"], e["status"]) for e in events if e["event"] == "job") == sorted(statuses.items())
+    assert events[-1]["event"] == "batch" and events[-1]["counts"] == summary["counts"]
+    for headers, body in webhook_receiver.received:
+        assert headers[SIGNATURE_HEADER] == signature(b"hook-secret", body)
+    run_folder = f"{root}/" + next(k for k in runs if k.endswith("summary.json")).removesuffix("/summary.json")
+    assert main(["status", run_folder]) == 1  # some jobs failed
+    shown = capsys.readouterr().out
+    assert ": finished" in shown and "good-1    done" in shown and "[leaky] manifest:" in shown
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="out/")["Contents"]}
     assert {"out/1.mp4", "out/1.mp4.report.json", "out/2.mp4", "out/2.mp4.report.json"} <= keys
     assert not any(k.startswith("out/bad.mp4") for k in keys)  # nothing at the failed job's output

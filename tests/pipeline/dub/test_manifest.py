@@ -124,4 +124,3 @@ def test_hostile_manifests_are_one_clear_error(tmp_path: Path, name: str, conten
     with pytest.raises(ManifestError) as caught:
         load_manifest(str(path))
     assert message in str(caught.value) and str(path) in str(caught.value)
-
