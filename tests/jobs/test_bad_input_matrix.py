@@ -166,6 +166,13 @@ CASES = {
     ),
     "train: not YAML": file_case("train.yaml", "stage: [1\n", lambda p, d, w: ["train", str(p)], "train.yaml"),
     "schema: unknown name": Case(lambda d, w: ["schema", "everything"], "no schema called 'everything'"),
+    "status: no such run": Case(lambda d, w: ["status", str(d / "out" / "run-1")], "no summary.json and no errors"),
+    "batch: webhook without a secret": file_case(
+        "jobs.jsonl",
+        job(),
+        lambda p, d, w: ["batch", str(p), "--webhook", "https://hooks.example.com/x"],
+        "set MUSEDUB_WEBHOOK_SECRET",
+    ),
     # credentials written into a URI, in every command: refused, printed redacted, never in full
     "dub: credentials in video": with_message(dub(video=f"{LEAKY}/v.mp4"), "s3://***@bucket/v.mp4"),
     "batch: credentials in the manifest URI": Case(lambda d, w: ["batch", f"{LEAKY}/jobs.jsonl"], "s3://***@bucket"),
