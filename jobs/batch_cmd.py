@@ -155,21 +155,7 @@ def batch(
     check_dtype(dtype)
     options = build_options(locals())  # batch-wide defaults; manifest rows override per job
     jobs = load_manifest(manifest, output_prefix) if strict else read_manifest(manifest)
-    settings = validated(
-        BatchSettings,
-        dict(
-            weights=weights,
-            options=options,
-            device=device,
-            dtype=dtype,
-            compile=compile,
-            work=work,
-            cpu_pool=cpu_pool,
-            gpu_pool=gpu_pool,
-            runs=runs,
-            output_prefix=output_prefix,
-        ),
-    )
+    settings = validated(BatchSettings, locals())  # the flags named as its fields
     hook = Webhook.from_env(webhook, webhook_allow_private) if webhook else None
     result = run_batch(jobs, settings, address, num_cpus, keep_work, hook=hook)
     if result.failed:

@@ -136,16 +136,7 @@ def run(
     check_dtype(dtype)
     options = build_options(locals())
     check_uris(catalogue=catalog, output_prefix=output_prefix, weights=weights)
-    values = dict(
-        weights=weights,
-        options=options,
-        device=device,
-        dtype=dtype,
-        compile=compile,
-        cpu_pool=cpu_pool,
-        gpu_pool=gpu_pool,
-    )
-    settings = validated(BatchSettings, values)
+    settings = validated(BatchSettings, locals())  # the flags named as its fields (outputs under the prefix)
     entries, problems = _entries(catalog)  # an unreadable catalogue fails here, before the lease or a record
     hook = Webhook.from_env(webhook, webhook_allow_private) if webhook else None
     record = RunRecord(uuid.uuid4().hex[:12], catalog, output_prefix, time.time())
