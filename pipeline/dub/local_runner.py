@@ -33,10 +33,21 @@ log = logging.getLogger(__name__)
 
 
 def track_job(plan: JobPlan, track: TrackFacesStage, seconds: Counter[str]) -> np.ndarray:
-    """Landmarks (video_frames, 68, 2) of the whole source, chunk by chunk as the cluster does."""
+    """Landmarks (video_frames, 68, 2) of the whole source, chunk by chunk as the cluster does;
+    a line per chunk, so a long video shows progress from its first seconds, not after tracking."""
     landmarks = np.full((plan.video_frames, 68, 2), np.nan, np.float32)
+    started = time.perf_counter()
     for start, stop in plan.track_chunks():
         landmarks[start:stop] = timed(track, plan.chunk_row(start, stop), seconds)["landmarks"]
+        rate = stop / max(time.perf_counter() - started, 1e-6)
+        log.info(
+            "job %s: faces tracked in frames %d-%d of %d (%.1f frames/s)",
+            plan.job_id,
+            start,
+            stop,
+            plan.video_frames,
+            rate,
+        )
     return landmarks
 
 

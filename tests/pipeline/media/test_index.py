@@ -4,6 +4,7 @@ or from the job's index file (other processes), never by demuxing the video agai
 from __future__ import annotations
 
 import json
+import logging
 from fractions import Fraction
 from pathlib import Path
 
@@ -60,7 +61,11 @@ def test_a_row_from_another_process_reads_the_index_file_and_never_probes(
 
 
 def test_a_dub_of_several_segments_probes_its_video_once(
-    tmp_path: Path, tiny_weights: WeightsLayout, short_speech: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    tiny_weights: WeightsLayout,
+    short_speech: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     clip = write_clip(tmp_path / "face.mp4", Fraction(25), 12)
     calls: list[str] = []
@@ -71,6 +76,7 @@ def test_a_dub_of_several_segments_probes_its_video_once(
 
     monkeypatch.setattr(plan_module, "probe_video", counted)
     monkeypatch.setattr(index_module, "probe_video", counted)
+    caplog.set_level(logging.INFO)
     out = tmp_path / "out.mp4"
     args = ["dub", "--video", str(clip), "--audio", str(short_speech), "--output", str(out), "--segment-seconds", "0.2"]
     assert (
@@ -78,3 +84,9 @@ def test_a_dub_of_several_segments_probes_its_video_once(
     )
     assert json.loads(Path(f"{out}.report.json").read_text())["segments"] == 3  # tracked, cropped, blended per segment
     assert calls == [str(clip)]
+    tracked = [r.getMessage() for r in caplog.records if "faces tracked" in r.getMessage()]
+    assert [m.split(": faces tracked in frames ")[1].split(" (")[0] for m in tracked] == [
+        "0-5 of 12",
+        "5-10 of 12",
+        "10-12 of 12",
+    ]
