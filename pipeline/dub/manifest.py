@@ -231,7 +231,7 @@ def read_manifest(uri: str) -> Manifest:
         for where, job in jobs.items():
             if counts[getattr(job, field)] > 1:
                 problems[where].append(f"{field} {getattr(job, field)!r} appears in more than one job")
-    ids = Counter(row.values.get("job_id") for row in rows if isinstance(row.values, dict))
+    ids = Counter(v for row in rows if isinstance(row.values, dict) and isinstance(v := row.values.get("job_id"), str))
     rejected = [
         RejectedRow(
             _row_id(row.values, row.where, ids),

@@ -76,19 +76,21 @@ def test_bad_rows_become_jobs_that_fail_alone_and_good_rows_still_run(tmp_path: 
         {"job_id": "twice", "video": "v.mp4", "audio": "a.wav", "output": "/out/t1.mp4"},
         {"job_id": "twice", "video": "v.mp4", "audio": "a.wav", "output": "/out/t2.mp4"},
         {"job_id": "no audio", "video": "v.mp4", "output": "/out/n.mp4"},
+        {"job_id": ["a", "list"], "video": "v.mp4", "audio": "a.wav", "output": "/out/list.mp4"},
         GOOD[1],
     ]
     path = str(write(tmp_path / "m.jsonl", rows))
     manifest = read_manifest(path)
-    assert [job.job_id for job in manifest.jobs] == ["a", "b"] and manifest.where == {"a": "line 1", "b": "line 6"}
+    assert [job.job_id for job in manifest.jobs] == ["a", "b"] and manifest.where == {"a": "line 1", "b": "line 7"}
     rejected = {row.job_id: row for row in manifest.rejected}
-    assert list(rejected) == ["leaky", "@line-3", "@line-4", "@line-5"]  # no valid unique id: where it is
+    assert list(rejected) == ["leaky", "@line-3", "@line-4", "@line-5", "@line-6"]  # no valid unique id: where it is
     message = rejected["leaky"].message(path)
     assert message.startswith(f"manifest {path} line 2: video: ") and "s3://***@bucket/v.mp4" in message
     assert "hunter2secret" not in repr(manifest.rejected) and "environment" in message
     assert "job_id 'twice' appears in more than one job" in rejected["@line-3"].message(path)
     assert "job_id: String should match pattern" in rejected["@line-5"].message(path)
     assert "audio: Field required" in rejected["@line-5"].message(path)
+    assert "job_id: Input should be a valid string" in rejected["@line-6"].message(path)
     assert "\n" not in message
 
 
