@@ -13,10 +13,10 @@ from typing import Annotated
 import typer
 
 from musedub.infra.errors import InputError
-from musedub.infra.storage import exists, join_uri, read_bytes
+from musedub.infra.storage import exists, read_bytes
 from musedub.jobs.batch_cmd import summary_table
 from musedub.jobs.job_flags import check_uris
-from musedub.pipeline.core.errors import ErrorsTable
+from musedub.pipeline.core.run import Run
 from musedub.pipeline.dub.outcome import JobOutcome
 
 JOB_FIELDS = set(JobOutcome.__dataclass_fields__)
@@ -27,21 +27,20 @@ def status(
 ) -> None:
     """Print a batch run's state, each job's status and its errors; exits 1 if any job failed."""
     check_uris(run=run)
-    run = run.rstrip("/")
-    summary_uri = join_uri(run, "summary.json")
-    errors = ErrorsTable(run, run.rsplit("/", 1)[-1]).read()
-    if not exists(summary_uri):
+    found = Run.at(run)
+    errors = found.errors.read()
+    if not exists(found.summary_uri):
         if not errors:
             raise InputError(
-                f"run {run} has no summary.json and no errors: give the folder a batch printed "
+                f"run {found.uri} has no summary.json and no errors: give the folder a batch printed "
                 "(`run <id>: errors table <folder>/errors`)"
             )
-        typer.echo(f"run {run}: no summary yet (planning, or stopped before any job finished)")
+        typer.echo(f"run {found.uri}: no summary yet (planning, or stopped before any job finished)")
         failed = True
     else:
-        summary = json.loads(read_bytes(summary_uri, "run summary"))
+        summary = json.loads(read_bytes(found.summary_uri, "run summary"))
         outcomes = [JobOutcome(**{k: v for k, v in job.items() if k in JOB_FIELDS}) for job in summary.get("jobs", [])]
-        typer.echo(f"run {summary.get('run_id', run)}: {summary.get('state', 'finished')}")
+        typer.echo(f"run {summary.get('run_id', found.run_id)}: {summary.get('state', 'finished')}")
         typer.echo(summary_table(outcomes))
         counts = summary.get("counts", {})
         typer.echo(", ".join(f"{v} {k}" for k, v in counts.items()))

@@ -41,12 +41,21 @@ class Run:
     def uri(self) -> str:
         return join_uri(self.root, self.run_id)
 
+    @classmethod
+    def at(cls, folder: str) -> Run:
+        """The run whose folder is `folder` (`ROOT/<run_id>`), as a command printed it."""
+        folder = folder.rstrip("/")
+        return cls(parent_uri(folder), folder.rsplit("/", 1)[-1])
+
     @property
     def errors(self) -> ErrorsTable:
         return ErrorsTable(self.uri, self.run_id)
 
+    @property
+    def summary_uri(self) -> str:
+        return join_uri(self.uri, "summary.json")
+
     def write_summary(self, summary: dict[str, Any]) -> str:
-        uri = join_uri(self.uri, "summary.json")
         body = {"run_id": self.run_id, **summary}
-        write_bytes_atomic(uri, json.dumps(body, indent=2, sort_keys=True).encode(), "run summary")
-        return uri
+        write_bytes_atomic(self.summary_uri, json.dumps(body, indent=2, sort_keys=True).encode(), "run summary")
+        return self.summary_uri

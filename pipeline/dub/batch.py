@@ -218,11 +218,12 @@ class BatchRunner:
 
     def plan(self, jobs: list[JobSpec], errors: ErrorsTable) -> tuple[list[JobState], list[JobOutcome]]:
         prefix = self.settings.output_prefix
+        outside = {spec.job_id for spec in jobs if prefix and not is_under(spec.output, prefix)}
         for spec in jobs:
             self.owner[spec.job_id] = spec.job_id
-            if prefix and not is_under(spec.output, prefix):
+            if spec.job_id in outside:
                 errors.record(InputError(f"job {spec.job_id}: {outside_prefix(spec, prefix)}"), spec.job_id, "plan")
-        jobs = [spec for spec in jobs if not prefix or is_under(spec.output, prefix)]
+        jobs = [spec for spec in jobs if spec.job_id not in outside]
         works = [self._work(spec) for spec in jobs]
         calls = [
             (spec, self._job_options(spec), self.settings.weights, work, errors)
