@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from musedub.infra.errors import InputError
-from musedub.models.audio_encoder import WINDOW_FRAMES, WINDOW_SAMPLES, WhisperAudioEncoder
+from musedub.models.audio_encoder import SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES, WhisperAudioEncoder
 from musedub.pipeline.audio.windows import (
     PROMPT_FRAMES,
     prompt_start,
@@ -43,6 +43,7 @@ class AudioPrompter:
         # (source, window) -> (1500, L+1, D): consecutive segments of one job share their 30 s
         # windows, so a job's audio is encoded about once however it is cut into segments
         self._kept: OrderedDict[tuple[str, int], torch.Tensor] = OrderedDict()
+        self._silence: dict[Fraction, np.ndarray] = {}
 
     def for_frames(
         self,
@@ -116,6 +117,15 @@ class AudioPrompter:
             while len(self._kept) > WINDOWS_KEPT:
                 self._kept.popitem(last=False)
         return found
+
+    def silence(self, fps: Fraction) -> np.ndarray:
+        """The prompt of a frame in the middle of a second of digital silence -> (50, D): what the
+        model is shown to keep the mouth at rest (computed once per frame rate)."""
+        if fps not in self._silence:
+            second = np.zeros(SAMPLE_RATE, np.float32)
+            middle = video_frame_count(len(second), fps) // 2
+            self._silence[fps] = self.for_waveform(second, fps, middle, middle + 1)[0]
+        return self._silence[fps]
 
     def for_waveform(
         self, samples: np.ndarray, fps: Fraction, start: int = 0, stop: int | None = None, source: str = ""

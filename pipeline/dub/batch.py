@@ -38,20 +38,23 @@ from musedub.models.weights.store import PRECISIONS, ModelStore
 from musedub.pipeline.core.errors import ErrorRecord, ErrorsTable
 from musedub.pipeline.core.ray_adapter import StageSpec, Tasks, declare, fuse, run_stages, run_tasks
 from musedub.pipeline.core.run import RUNS_FOLDER, Run, parent_uri, runs_beside
-from musedub.pipeline.core.stage import ITEM_ID
+from musedub.pipeline.core.stage import ITEM_ID, Row
 from musedub.pipeline.dub.blend_stage import BlendEncodeStage, chosen_mask
 from musedub.pipeline.dub.face_stages import CropStage, TrackFacesStage, require_a_face
+from musedub.pipeline.dub.job_faces import choose_faces, faces_summary
 from musedub.pipeline.dub.manifest import JobSpec, ManifestError, RejectedRow, outside_prefix
 from musedub.pipeline.dub.model_stages import AudioPromptStage, GenerateStage
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.outcome import BatchResult, JobOutcome
 from musedub.pipeline.dub.plan import JobPlan, plan_job
 from musedub.pipeline.dub.report import committed_report, make_report, write_report
+from musedub.pipeline.face.choice import FaceChoice
 from musedub.pipeline.face.crop_geometry import FaceStatus
 from musedub.pipeline.media.index import save_index, video_info
 from musedub.pipeline.media.stitch import stitch
 
 WORK_FOLDER = ".musedub-work"
+CHUNK_KEYS = ("faces", "cuts", "level_db")  # what a tracked chunk keeps in the work prefix
 
 
 def default_work(output: str, job_id: str) -> str:
@@ -63,7 +66,8 @@ def default_work(output: str, job_id: str) -> str:
 class JobState:
     plan: JobPlan
     work: str
-    landmarks: np.ndarray | None = None
+    choice: FaceChoice | None = None
+    faces: dict[str, Any] = field(default_factory=dict)  # the report's account of faces
     statuses: Counter[str] = field(default_factory=Counter)
     seconds: Counter[str] = field(default_factory=Counter)
     done: set[str] = field(default_factory=set)  # segment ids finished
@@ -73,7 +77,7 @@ class JobState:
         return join_uri(self.work, f"{segment_id}.mp4")
 
     def track_name(self, start: int, stop: int) -> str:
-        return f"track-{self.plan.key}-{start}-{stop}.npy"
+        return f"faces-{self.plan.key}-{start}-{stop}.npz"
 
     @property
     def finished(self) -> bool:
@@ -183,7 +187,7 @@ def _finish_remote(
     seconds = Counter(state.seconds)
     seconds["stitch+commit"] += time.perf_counter() - tick
     segments = len(plan.segments())
-    report = make_report(plan, state.statuses, seconds, mask, random_weights, segments, state.reused)
+    report = make_report(plan, state.statuses, seconds, mask, random_weights, segments, state.reused, state.faces)
     write_report(report)
     if not keep_work:
         remove_tree(state.work)
@@ -246,14 +250,16 @@ class BatchRunner:
 
     # -- track --------------------------------------------------------------------------------
     def track(self, states: list[JobState], errors: ErrorsTable) -> None:
+        """Track every chunk not already kept in the work prefix, then choose each job's faces
+        (a job with a failed chunk gets no choice: its error record says why)."""
         rows = []
+        chunks: dict[str, list[Row]] = {s.plan.key: [] for s in states}
         for state in states:
             present = set(list_files(state.work))
-            state.landmarks = np.full((state.plan.video_frames, 68, 2), np.nan, np.float32)
             for start, stop in state.plan.track_chunks():
                 name = state.track_name(start, stop)
                 if name in present:
-                    state.landmarks[start:stop] = np.load(_bytes_file(join_uri(state.work, name)))
+                    chunks[state.plan.key].append(_read_chunk(join_uri(state.work, name), start))
                 else:
                     row = state.plan.chunk_row(start, stop)
                     rows.append(self._item(row, state.plan.job_id, f"track-{start}-{stop}"))
@@ -262,10 +268,16 @@ class BatchRunner:
         for out in run_stages(rows, self.settings.track_stages(), errors, threads):
             state = by_key[out["job_key"]]
             start, stop = out["chunk_start"], out["chunk_stop"]
-            state.landmarks[start:stop] = out["landmarks"]
+            kept = {k: np.asarray(out[k]) for k in CHUNK_KEYS}
+            chunks[state.plan.key].append({"chunk_start": start, **kept})
             state.seconds.update(json.loads(out["seconds"]))
-            buffer = _npy_bytes(np.asarray(out["landmarks"], np.float32))
-            write_bytes_atomic(join_uri(state.work, state.track_name(start, stop)), buffer, "track chunk")
+            write_bytes_atomic(join_uri(state.work, state.track_name(start, stop)), _npz_bytes(kept), "track chunk")
+        for state in states:
+            if len(chunks[state.plan.key]) == len(state.plan.track_chunks()):
+                try:
+                    state.choice = choose_faces(state.plan, chunks[state.plan.key])
+                except MusedubError as exc:
+                    errors.record(exc, state.plan.job_id, "Track")
 
     # -- segments -----------------------------------------------------------------------------
     def segments(
@@ -279,7 +291,7 @@ class BatchRunner:
         jobs are committed while the rest of the batch still runs."""
         rows = []
         for state in states:
-            assert state.landmarks is not None
+            assert state.choice is not None
             present = set(list_files(state.work))
             for segment in state.plan.segments():
                 if {f"{segment.segment_id}.mp4", f"{segment.segment_id}.json"} <= present:
@@ -291,7 +303,7 @@ class BatchRunner:
                     state.reused += 1
                     progress.segment_done(state, segment.frames)
                     continue
-                row = state.plan.segment_row(segment, state.landmarks)
+                row = state.plan.segment_row(segment, state.choice)
                 row = {**row, "segment_file": state.segment_uri(segment.segment_id)}
                 rows.append(self._item(row, state.plan.job_id, segment.segment_id))
             if state.finished:
@@ -343,13 +355,13 @@ class BatchRunner:
         failed = self._first_errors(errors)
         live = []
         for state in states:
-            assert state.landmarks is not None
-            if state.plan.job_id not in failed:
+            if state.plan.job_id not in failed and state.choice is not None:
                 try:
-                    require_a_face(state.plan.video, state.landmarks)
+                    require_a_face(state.plan.video, len(state.choice.tracks))
+                    state.faces = faces_summary(state.plan, state.choice)
                 except InputError as exc:
                     failed[state.plan.job_id] = errors.record(exc, state.plan.job_id, "Track")
-            if state.plan.job_id not in failed:
+            if state.plan.job_id not in failed and state.choice is not None:
                 live.append(state)
         random = ModelStore(self.settings.weights).layout.is_random
         mask = chosen_mask(self.settings.options, self.settings.weights)
@@ -362,8 +374,8 @@ class BatchRunner:
                 _write_state(run, jobs, outcomes, "running")
 
         def complete(state: JobState) -> None:
-            # landmarks stay here: the finishing task needs only the segments' records
-            finishing.start(replace(state, landmarks=None), random, mask, self.keep_work, errors)
+            # the faces stay here: the finishing task needs only the segments' records and the summary
+            finishing.start(replace(state, choice=None), random, mask, self.keep_work, errors)
             collect(wait=False)
 
         if live:
@@ -403,11 +415,13 @@ def _write_state(run: Run, jobs: list[JobSpec], outcomes: list[JobOutcome], stat
     run.write_summary({"state": state, "counts": summary, "jobs": [asdict(o) for o in listed]})
 
 
-def _npy_bytes(array: np.ndarray) -> bytes:
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
+    np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 
-def _bytes_file(uri: str) -> io.BytesIO:
-    return io.BytesIO(read_bytes(uri, "track chunk"))
+def _read_chunk(uri: str, start: int) -> Row:
+    """A tracked chunk kept by an earlier run of the same job key."""
+    with np.load(io.BytesIO(read_bytes(uri, "track chunk")), allow_pickle=False) as kept:
+        return {"chunk_start": start, **{k: kept[k] for k in CHUNK_KEYS}}

@@ -1,15 +1,17 @@
 """CPU stages on the face: landmarks for a chunk of a job's video, then crops for each segment.
 
 Row keys read and added:
-- TrackFacesStage: video, still_fps, chunk_start, chunk_stop, frame_count -> landmarks (n, 68, 2)
-  float32 for source frames [chunk_start, chunk_stop) (NaN without a face)
-- CropStage: video, still_fps, source (n,), landmarks (n, 68, 2) -> status (n,) uint8,
+- TrackFacesStage: video, still_fps, fps, chunk_start, chunk_stop, frame_count -> for source frames
+  [chunk_start, chunk_stop): faces (T, n, 68, 2) float32 per track (NaN where unseen), cuts (n,)
+  bool (a shot starts), level_db (n,) float32 the source audio's level (NaN: no audio)
+- CropStage: video, still_fps, source (n,), landmarks (n, 68, 2), dubbed (n,) -> status (n,) uint8,
   boxes (n, 4) int32 (x1, y1, x2, y2; zeros unless OK), crops (k, 256, 256, 3) uint8 for the k OK frames
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -17,19 +19,36 @@ from musedub.infra.errors import InputError
 from musedub.models.landmarks import LandmarkDetector, load_landmark_detector
 from musedub.models.vae import CROP_SIZE
 from musedub.models.weights.store import ModelStore
+from musedub.pipeline.audio.voicing import frame_energy
 from musedub.pipeline.core.stage import Resources, Row
 from musedub.pipeline.dub.options import DubOptions, job_options
 from musedub.pipeline.face.crop_geometry import FaceStatus, crop_box, crop_face, face_status
-from musedub.pipeline.face.track import FaceTracker
+from musedub.pipeline.face.multi_track import MultiFaceTracker
+from musedub.pipeline.media.audio_decode import decode_audio_span
+from musedub.pipeline.media.frame_rate import parse_fps
 from musedub.pipeline.media.frames import FrameReader
 from musedub.pipeline.media.index import video_info
 
 
-def require_a_face(video: str, landmarks: np.ndarray) -> None:
+def require_a_face(video: str, tracks: int) -> None:
     """A job whose video shows no face in any frame fails (in `dub` and in `batch` alike): passing
     every frame through unchanged would look like success."""
-    if np.isnan(landmarks[:, 0, 0]).all():
+    if tracks == 0:
         raise InputError(f"video {video}: no face found in any frame: check the video shows a face")
+
+
+def gap_frames(fps: Fraction) -> int:
+    """A face missed for up to half a second keeps its track."""
+    return max(1, round(fps / 2))
+
+
+def source_level(video: str, fps: Fraction, start: int, stop: int) -> np.ndarray:
+    """The source's own audio level (dB) under frames [start, stop) -> (n,); NaN without audio."""
+    decoded = decode_audio_span(video, float(start / fps), float((stop - start) / fps))
+    if decoded is None:
+        return np.full(stop - start, np.nan, np.float32)
+    samples, rate = decoded
+    return frame_energy(samples, rate, fps, stop - start, start)
 
 
 @dataclass
@@ -44,8 +63,9 @@ class TrackFacesStage:
         self._detector = load_landmark_detector(self.options.landmarks, layout.face_alignment)
 
     def __call__(self, row: Row) -> Row:
-        """Tracks the chunk with `smooth_radius` frames of context each side, so smoothing runs
-        across chunk edges as it does inside; the tracker restarts with a full detection per chunk."""
+        """Tracks every face of the chunk with `smooth_radius` frames of context each side (at least
+        one before, to see a cut at its first frame), so smoothing runs across chunk edges as it
+        does inside; the tracker restarts with a full detection per chunk."""
         assert self._detector is not None, "setup() first"
         info = video_info(row)
         start, stop = row["chunk_start"], row["chunk_stop"]
@@ -53,11 +73,21 @@ class TrackFacesStage:
             raise InputError(f"video {row['video']} changed since it was planned: run the job again")
         options = job_options(row)
         radius = options.smooth_radius
-        lo, hi = max(0, start - radius), min(info.frame_count, stop + radius)
-        tracker = FaceTracker(self._detector, options.detect_every)
+        lo, hi = max(0, start - max(radius, 1)), min(info.frame_count, stop + radius)
+        fps = parse_fps(row["fps"])
+        tracker = MultiFaceTracker(
+            self._detector,
+            options.detect_every,
+            min_size=options.face_min_size,
+            max_faces=options.max_faces,
+            gap=gap_frames(fps),
+        )
         with FrameReader(info) as reader:
-            track = tracker.track(reader.frames(range(lo, hi)), radius)
-        return {**row, "landmarks": track.landmarks[start - lo : stop - lo]}
+            faces = tracker.track(reader.frames(range(lo, hi)), radius).trimmed(start - lo, stop - lo)
+        if start == 0:
+            faces.cuts[0] = True
+        level = source_level(row["video"], fps, start, stop)
+        return {**row, "faces": faces.landmarks, "cuts": faces.cuts, "level_db": level}
 
 
 @dataclass
@@ -79,6 +109,8 @@ class CropStage:
         with FrameReader(info) as reader:
             for i, frame in enumerate(reader.frames(row["source"])):
                 if np.isnan(landmarks[i]).any():
+                    if row["passed"][i]:
+                        status[i] = FaceStatus.NOT_CHOSEN
                     continue
                 box = crop_box(
                     landmarks[i],

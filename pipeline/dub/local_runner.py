@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from musedub.infra.malloc_tuning import tune_malloc
@@ -22,6 +21,7 @@ from musedub.models.weights.store import ModelStore
 from musedub.pipeline.core.stage import Row
 from musedub.pipeline.dub.blend_stage import BlendEncodeStage
 from musedub.pipeline.dub.face_stages import CropStage, TrackFacesStage, require_a_face
+from musedub.pipeline.dub.job_faces import choose_faces, faces_summary
 from musedub.pipeline.dub.model_stages import AudioPromptStage, GenerateStage
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.plan import JobPlan, plan_job
@@ -32,13 +32,13 @@ from musedub.pipeline.media.stitch import stitch
 log = logging.getLogger(__name__)
 
 
-def track_job(plan: JobPlan, track: TrackFacesStage, seconds: Counter[str]) -> np.ndarray:
-    """Landmarks (video_frames, 68, 2) of the whole source, chunk by chunk as the cluster does;
-    a line per chunk, so a long video shows progress from its first seconds, not after tracking."""
-    landmarks = np.full((plan.video_frames, 68, 2), np.nan, np.float32)
+def track_job(plan: JobPlan, track: TrackFacesStage, seconds: Counter[str]) -> list[Row]:
+    """Every face of the whole source, chunk by chunk as the cluster does; a line per chunk, so a
+    long video shows progress from its first seconds, not after tracking."""
+    chunks = []
     started = time.perf_counter()
     for start, stop in plan.track_chunks():
-        landmarks[start:stop] = timed(track, plan.chunk_row(start, stop), seconds)["landmarks"]
+        chunks.append(timed(track, plan.chunk_row(start, stop), seconds))
         rate = stop / max(time.perf_counter() - started, 1e-6)
         log.info(
             "job %s: faces tracked in frames %d-%d of %d (%.1f frames/s)",
@@ -48,7 +48,7 @@ def track_job(plan: JobPlan, track: TrackFacesStage, seconds: Counter[str]) -> n
             plan.video_frames,
             rate,
         )
-    return landmarks
+    return chunks
 
 
 def timed(stage: Any, row: Row, seconds: Counter[str]) -> Row:
@@ -91,15 +91,15 @@ class LocalRunner:
             "job %s: %s; dub audio %.2f s -> %d frames", plan.job_id, plan.description, plan.audio_seconds, plan.total
         )
         seconds: Counter[str] = Counter({"probe": plan.plan_seconds})
-        landmarks = track_job(plan, self.track, seconds)
-        require_a_face(video, landmarks)
+        choice = choose_faces(plan, track_job(plan, self.track, seconds))
+        require_a_face(video, len(choice.tracks))
         statuses: Counter[str] = Counter()
         segments = plan.segments()
         with tempfile.TemporaryDirectory(prefix="musedub-") as work:
             files = []
             for segment in segments:
                 row = {
-                    **plan.segment_row(segment, landmarks),
+                    **plan.segment_row(segment, choice),
                     "segment_file": str(Path(work) / f"{segment.segment_id}.mp4"),
                 }
                 for stage in (self.crop, self.prompt, self.generate, self.blend):
@@ -120,6 +120,8 @@ class LocalRunner:
             seconds["stitch+commit"] += time.perf_counter() - tick
         seconds["total"] = time.perf_counter() - started
         random = ModelStore(self.weights).layout.is_random
-        report = make_report(plan, statuses, seconds, self.blend.mask_source, random, len(segments))
+        report = make_report(
+            plan, statuses, seconds, self.blend.mask_source, random, len(segments), faces=faces_summary(plan, choice)
+        )
         write_report(report)
         return report

@@ -1,7 +1,8 @@
 """Model stages of a segment: whisper prompts, then the fused generator on the frames with a face.
 
 Row keys read and added:
-- AudioPromptStage: audio, fps, start, stop, status (n,) -> prompts (k, 50, D) float32 for OK frames
+- AudioPromptStage: audio, fps, start, stop, status (n,), rest (n,) -> prompts (k, 50, D) float32 for
+  OK frames; where the dub audio rests, the prompt of silence (the mouth at rest)
 - GenerateStage: crops (k, 256, 256, 3), prompts -> generated (k, 256, 256, 3) uint8; crops and
   prompts are dropped so only the result travels on
 """
@@ -46,8 +47,12 @@ class AudioPromptStage:
     def __call__(self, row: Row) -> Row:
         assert self._prompter is not None, "setup() first"
         samples = self._samples(row["audio"])
+        fps = parse_fps(row["fps"])
         # the job key hashes the audio's checksum: windows are reused across the job's segments only
-        prompts = self._prompter.for_waveform(samples, parse_fps(row["fps"]), row["start"], row["stop"], row["job_key"])
+        prompts = self._prompter.for_waveform(samples, fps, row["start"], row["stop"], row["job_key"])
+        rest = np.asarray(row["rest"], bool)
+        if rest.any():
+            prompts[rest] = self._prompter.silence(fps)
         return {**row, "prompts": prompts[row["status"] == FaceStatus.OK]}
 
 

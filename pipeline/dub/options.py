@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from musedub.models.landmarks import LandmarkBackend
 from musedub.pipeline.dub.length_policy import LengthPolicy
+from musedub.pipeline.face.choice import SPEAKER_HELP, parse_speaker
 from musedub.pipeline.media.encode import DEFAULT_CRF, DEFAULT_PRESET
 
 MaskSource = Literal["auto", "parsing", "landmarks"]
@@ -33,6 +34,12 @@ class DubOptions(BaseModel):
     detect_every: int = Field(5, ge=1, le=250, description="full-frame face detection every N frames")
     smooth_radius: int = Field(2, ge=0, le=25, description="landmarks averaged over +-N frames of a shot")
     min_face: int = Field(64, ge=8, description="faces whose crop box is smaller than this pass through")
+    speaker: str = Field("auto", max_length=64, description=f"which face is dubbed: {SPEAKER_HELP}")
+    speaker_min_span: float = Field(
+        0.5, ge=0, le=10, description="s: a chosen face is kept at least this long (no flicker between mouths)"
+    )
+    face_min_size: int = Field(32, ge=8, le=4096, description="px: smaller detected faces are not tracked")
+    max_faces: int = Field(24, ge=1, le=200, description="faces followed at once (the largest)")
     still_fps: str = Field("25", description="frame rate given to a still-image video input")
     segment_seconds: float = Field(10.0, gt=0, le=600)
     batch_size: int | None = Field(
@@ -41,6 +48,12 @@ class DubOptions(BaseModel):
     cpu_threads: int = Field(
         2, ge=1, le=256, description="torch CPU threads per worker: float sums, so output bits, depend on it"
     )
+
+    @field_validator("speaker")
+    @classmethod
+    def _speaker(cls, value: str) -> str:
+        parse_speaker(value)
+        return value
 
 
 def job_options(row: dict[str, Any]) -> DubOptions:

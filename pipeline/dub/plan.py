@@ -19,18 +19,20 @@ import numpy as np
 
 from musedub.infra.errors import InputError
 from musedub.infra.storage import check_writable, checksum, same_location, validate_uri
+from musedub.pipeline.audio.voicing import frame_energy, rest_mask, runs
 from musedub.pipeline.audio.windows import SAMPLE_RATE, video_frame_count
 from musedub.pipeline.core.stage import Row
 from musedub.pipeline.dub.length_policy import output_frame_count, source_frames
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.segments import Segment, job_id_for, plan_segments
+from musedub.pipeline.face.choice import FaceChoice
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.encode import even_size
 from musedub.pipeline.media.frame_rate import parse_fps
 from musedub.pipeline.media.index import INDEX_KEY, remember
 from musedub.pipeline.media.probe import probe_video
 
-PLAN_VERSION = 2  # bump when the same inputs would give different frames
+PLAN_VERSION = 3  # bump when the same inputs would give different frames (3: several faces, rests)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,14 @@ class JobPlan:
     key: str = field(init=False)
     plan_seconds: float = 0.0
     media_index: str = ""  # the probed video's index file, for stages in other processes
+    rest_spans: tuple[tuple[int, int], ...] = ()  # output frames [a, b) where the dub audio is silent
+
+    def rest_frames(self) -> np.ndarray:
+        """(total,) bool: the dub audio is silent for 0.3 s or more around the frame."""
+        rest = np.zeros(self.total, bool)
+        for a, b in self.rest_spans:
+            rest[a:b] = True
+        return rest
 
     def __post_init__(self) -> None:
         key = job_key(self.video, self.audio, self.output, self.checksums, self.options, self.weights)
@@ -103,16 +113,21 @@ class JobPlan:
     def chunk_row(self, start: int, stop: int) -> Row:
         return {**self.base_row(), "chunk_start": start, "chunk_stop": stop, "frame_count": self.video_frames}
 
-    def segment_row(self, segment: Segment, landmarks: np.ndarray) -> Row:
-        """`landmarks` (video_frames, 68, 2) of the whole source; the row gets its frames' only."""
+    def segment_row(self, segment: Segment, choice: FaceChoice) -> Row:
+        """A segment's frames, with the face `choice` dubs in each and where the dub audio rests."""
         source = source_frames(segment.start, segment.stop, self.video_frames, self.options.length_policy)
+        rest = self.rest_frames()[segment.start : segment.stop]
+        faces = choice.for_output(source, rest)
         return {
             **self.base_row(),
             "segment_id": segment.segment_id,
             "start": segment.start,
             "stop": segment.stop,
             "source": source,
-            "landmarks": landmarks[source],
+            "landmarks": faces.landmarks,
+            "dubbed": faces.track,
+            "passed": faces.passed,
+            "rest": rest,
         }
 
     def report_fields(self) -> dict[str, Any]:
@@ -179,6 +194,11 @@ def plan_job(job_id: str | None, video: str, audio: str, output: str, options: D
         description=info.describe(),
         checksums={"video": checksum(video, "video"), "audio": checksum(audio, "dub audio")},
         plan_seconds=time.perf_counter() - started,
+        rest_spans=tuple(
+            (a, b)
+            for a, b, silent in runs(rest_mask(frame_energy(samples, SAMPLE_RATE, info.fps, total), info.fps))
+            if silent
+        ),
     )
     remember(plan.key, info)
     return plan

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from musedub.infra.errors import InputError
@@ -24,6 +24,7 @@ class DubReport:
     models: dict[str, Any]
     segments: int
     segments_reused: int = 0
+    speakers: dict[str, Any] = field(default_factory=dict)  # tracks, the spans dubbed and why, dub rests
 
     @property
     def output_frames(self) -> int:
@@ -50,6 +51,7 @@ def make_report(
     random_weights: bool,
     segments: int,
     reused: int = 0,
+    faces: dict[str, Any] | None = None,
 ) -> DubReport:
     return DubReport(
         plan=plan.report_fields(),
@@ -59,6 +61,7 @@ def make_report(
         models={"unet": plan.options.version, "weights": plan.weights, "random_weights": random_weights},
         segments=segments,
         segments_reused=reused,
+        speakers=faces or {},
     )
 
 

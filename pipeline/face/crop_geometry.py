@@ -84,6 +84,7 @@ class FaceStatus(IntEnum):
     NO_FACE = 1
     TOO_SMALL = 2
     LEAVING_FRAME = 3
+    NOT_CHOSEN = 4  # faces are there, but `--speaker` dubs none of them here (e.g. nobody speaks)
 
 
 def face_status(landmarks: np.ndarray, box: Box | None, width: int, height: int, min_face: int) -> FaceStatus:

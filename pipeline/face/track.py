@@ -33,7 +33,7 @@ class FaceTrack:
         return len(self.shot)
 
 
-def _iou(a: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def iou(a: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """IoU of box a (4,) with boxes (n, 4)."""
     x1 = np.maximum(a[0], boxes[:, 0])
     y1 = np.maximum(a[1], boxes[:, 1])
@@ -95,7 +95,7 @@ class FaceTracker:
             return None
         if last is None:
             return boxes[np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))]
-        overlap = _iou(last, boxes)
+        overlap = iou(last, boxes)
         best = int(np.argmax(overlap))
         return boxes[best] if overlap[best] >= MIN_IOU else None
 

@@ -56,3 +56,43 @@ def _to_mono(frame: av.AudioFrame) -> np.ndarray:
     """A packed float frame -> (n,) mono: (1, n*channels) interleaved -> (n, channels) -> mean."""
     channels = len(frame.layout.channels)
     return frame.to_ndarray().reshape(-1, channels).mean(axis=1, dtype=np.float32)
+
+
+def decode_audio_span(uri: str, start: float, seconds: float, what: str = "video") -> tuple[np.ndarray, int] | None:
+    """The first audio stream's samples from `start` s for `seconds` s, mono at its own rate
+    -> (samples (n,) float32, rate); None when `uri` has no audio stream.
+
+    Seeks instead of decoding from the top, so a chunk of a film reads only its own span.
+    """
+    with open_media(uri, what, "a video file") as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate or stream.rate
+        if not rate:
+            return None
+        chunks: list[np.ndarray] = []
+        wanted = int(round(seconds * rate))
+        have = 0
+        try:
+            if start > 0 and stream.time_base:
+                container.seek(int(start / stream.time_base), stream=stream, backward=True)
+            packer: av.AudioResampler | None = None
+            for frame in container.decode(stream):
+                if packer is None:  # same rate: a format change only, so no resampling delay
+                    packer = av.AudioResampler(format="flt", layout=frame.layout, rate=frame.sample_rate)
+                begins = float(frame.time) if frame.time is not None else start
+                samples = np.concatenate([_to_mono(out) for out in packer.resample(frame)] or [np.zeros(0, np.float32)])
+                skip = max(0, int(round((start - begins) * rate)))
+                if begins + len(samples) / rate <= start:
+                    continue
+                if not chunks and begins > start:  # the stream starts late: silence until it does
+                    chunks.append(np.zeros(int(round((begins - start) * rate)), np.float32))
+                chunks.append(samples[skip:])
+                have = sum(len(c) for c in chunks)
+                if have >= wanted:
+                    break
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{what} {uri} is corrupt ({exc.__class__.__name__}): re-export the file") from None
+    joined = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return joined[:wanted], int(rate)

@@ -1,0 +1,83 @@
+"""Who speaks: each track's mouth opening against the loudness of the source's own audio.
+
+A speaking mouth opens and closes with the syllables it says. Per frame, a track's score is the
+best Pearson correlation, over audio-visual offsets of +-`MAX_OFFSET` frames, between its inner-lip
+gap and the source's level in dB over a window of about a second. A still mouth (variance under
+`MIN_MOUTH_STD`) or a window with (almost) no voiced audio scores 0. No weights are needed.
+
+What it gets wrong: an off-screen speaker or a voice-over makes nobody on screen speak (right) but
+a face that moves its lips in time by chance can score; a dubbed crowd scene has one voice for many
+mouths; a profile view hides the inner lips from the landmark model.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+MAX_OFFSET = 5  # frames of audio-visual offset searched each way
+MIN_MOUTH_STD = 0.006  # inner-lip gap / face height: below this a mouth is still (landmark jitter)
+MIN_VOICED = 0.2  # a window needs this share of voiced audio frames to score
+MIN_SEEN = 0.6  # ... and this share of frames with the face seen
+SPEAKING = 0.5  # a score at or above this speaks
+
+
+def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """(..., 68, 2) -> (...) inner-lip gap (mean of the 3 vertical pairs) over the face's height."""
+    pairs = np.array([(61, 67), (62, 66), (63, 65)])
+    gap = np.linalg.norm(landmarks[..., pairs[:, 0], :] - landmarks[..., pairs[:, 1], :], axis=-1).mean(axis=-1)
+    height = landmarks[..., 1].max(axis=-1) - landmarks[..., 1].min(axis=-1)
+    return gap / np.maximum(height, 1e-6)
+
+
+def _window_sums(values: np.ndarray, half: int) -> np.ndarray:
+    """Centred sums over +-half frames (clipped at the ends) -> (n,)."""
+    total = np.concatenate([[0.0], np.cumsum(values)])
+    index = np.arange(len(values))
+    return total[np.minimum(index + half + 1, len(values))] - total[np.maximum(index - half, 0)]
+
+
+def _rolling_correlation(x: np.ndarray, y: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pearson correlation of x and y over centred windows, NaNs left out -> (corr, count, std of x)."""
+    valid = ~np.isnan(x) & ~np.isnan(y)
+    x0, y0 = np.where(valid, x, 0.0), np.where(valid, y, 0.0)
+    n = _window_sums(valid.astype(np.float64), half)
+    sx, sy = _window_sums(x0, half), _window_sums(y0, half)
+    sxx, syy, sxy = _window_sums(x0 * x0, half), _window_sums(y0 * y0, half), _window_sums(x0 * y0, half)
+    vx = np.maximum(n * sxx - sx * sx, 0.0)
+    vy = np.maximum(n * syy - sy * sy, 0.0)
+    corr = (n * sxy - sx * sy) / np.sqrt(np.maximum(vx * vy, 1e-30))
+    std_x = np.sqrt(vx) / np.maximum(n, 1)
+    return np.where((vx > 0) & (vy > 0), corr, 0.0), n, std_x
+
+
+def speaking_scores(
+    opening: np.ndarray, start: int, level_db: np.ndarray, voiced: np.ndarray, fps: Fraction
+) -> np.ndarray:
+    """A track's speaking score per frame -> float32 (n,) in [-1, 1].
+
+    `opening` (n,) covers source frames [start, start + n), NaN where the face is not seen;
+    `level_db` and `voiced` (N,) cover the whole source.
+    """
+    n = len(opening)
+    half = max(2, round(fps / 2))  # a window of about one second
+    window = 2 * half + 1
+    total = len(level_db)
+    loud = float(np.percentile(level_db, 95)) if total else 0.0
+    level = np.maximum(level_db.astype(np.float64), loud - 40.0)  # depths of silence carry no rhythm
+    frames = np.arange(start, start + n)
+    best = np.full(n, -1.0)
+    seen_enough = np.zeros(n, bool)
+    moving = np.zeros(n, bool)
+    for offset in range(-MAX_OFFSET, MAX_OFFSET + 1):
+        at = frames + offset
+        inside = (at >= 0) & (at < total)
+        audio = np.where(inside, level[np.clip(at, 0, max(total - 1, 0))], np.nan)
+        corr, count, std = _rolling_correlation(opening.astype(np.float64), audio, half)
+        best = np.maximum(best, np.where(count >= MIN_SEEN * window, corr, -1.0))
+        seen_enough |= count >= MIN_SEEN * window
+        moving |= std >= MIN_MOUTH_STD
+    speech = _window_sums(voiced[frames].astype(np.float64), half) / window if total else np.zeros(n)
+    score = np.where(seen_enough & moving & (speech >= MIN_VOICED), best, 0.0)
+    return score.astype(np.float32)
