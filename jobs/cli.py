@@ -13,6 +13,7 @@ from musedub.jobs import (
     catalog_cmd,
     dub_cmd,
     eval_cmd,
+    faces_cmd,
     features_cmd,
     preprocess_cmd,
     schema_cmd,
@@ -39,6 +40,7 @@ app.command("train-syncnet")(train_cmd.train_syncnet)
 app.command("eval")(eval_cmd.evaluate)
 app.command()(schema_cmd.schema)
 app.command()(status_cmd.status)
+app.command()(faces_cmd.faces)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,15 @@ Preset = Annotated[str, typer.Option(help="x264 preset.")]
 Mbtree = Annotated[bool, typer.Option(help="x264 MB-tree: smaller files, output bits no longer reproducible.")]
 DetectEvery = Annotated[int, typer.Option(help="Full-frame face detection every N frames.")]
 MinFace = Annotated[int, typer.Option(help="Faces smaller than this (px) pass through.")]
+Speaker = Annotated[
+    str,
+    typer.Option(
+        help="Which face is dubbed: auto (who speaks in the source), largest, X,Y (nearest that point, 0..1) "
+        "or track:N (see `musedub faces`)."
+    ),
+]
+FaceMinSize = Annotated[int, typer.Option(help="Faces shorter than this (px) are not tracked.")]
+MaxFaces = Annotated[int, typer.Option(help="Faces followed at once (the largest).")]
 StillFps = Annotated[str, typer.Option(help="Frame rate of the output for a still-image video.")]
 SegmentSeconds = Annotated[float, typer.Option(help="Seconds of video per segment (bounds memory, spreads work).")]
 BatchSize = Annotated[int | None, typer.Option(help="Frames per generator batch (default 64 on a GPU, 8 on a CPU).")]

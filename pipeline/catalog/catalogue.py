@@ -17,6 +17,7 @@ from typing import Any
 from musedub.infra.errors import InputError
 from musedub.infra.storage import join_uri, validate_uri
 from musedub.pipeline.dub.manifest import mapping_rows, problems_error, read_rows
+from musedub.pipeline.face.choice import parse_speaker
 
 TITLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -30,6 +31,7 @@ class CatalogEntry:
     video: str
     audio: str | None  # None: no dub audio delivered yet
     where: str
+    speaker: str | None = None  # the row's `speaker` column: which face is dubbed (default: the batch's)
 
     @property
     def job_id(self) -> str:
@@ -61,6 +63,12 @@ def _entries(values: dict[str, Any], where: str, languages: list[str]) -> tuple[
         audios = {language: values.get(AUDIO_COLUMN + language) for language in languages}
         if not audios:
             problems.append(f"{where}: no audio_<language> column and no language/audio columns")
+    speaker = None if _blank(values.get("speaker")) else str(values["speaker"]).strip()
+    if speaker is not None:
+        try:
+            parse_speaker(speaker)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
     entries = []
     for language, audio in audios.items():
         if not LANGUAGE.match(language):
@@ -73,7 +81,9 @@ def _entries(values: dict[str, Any], where: str, languages: list[str]) -> tuple[
                 problems.append(f"{where}: {exc}")
                 continue
         entries.append(
-            CatalogEntry(str(title), language, str(video), None if _blank(audio) else str(audio).strip(), where)
+            CatalogEntry(
+                str(title), language, str(video), None if _blank(audio) else str(audio).strip(), where, speaker
+            )
         )
     return entries, problems
 

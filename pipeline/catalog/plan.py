@@ -33,7 +33,10 @@ class EntryPlan:
 
     def job(self) -> JobSpec:
         assert self.entry.audio is not None
-        return JobSpec(job_id=self.entry.job_id, video=self.entry.video, audio=self.entry.audio, output=self.output)
+        entry = self.entry
+        return JobSpec(
+            job_id=entry.job_id, video=entry.video, audio=entry.audio, output=self.output, speaker=entry.speaker
+        )
 
 
 @dataclass(frozen=True)
@@ -96,10 +99,11 @@ def plan_catalog(entries: list[CatalogEntry], output_prefix: str, options: DubOp
             continue
         checksums = {"video": str(video), "audio": str(audio)}
         report = existing_report(output)
+        own = options.model_copy(update={"speaker": entry.speaker}) if entry.speaker else options
         if report is None:
             planned.append(EntryPlan(entry, NEW, output))
-        elif report.get("job_key") == job_key(entry.video, entry.audio, output, checksums, options, weights):
+        elif report.get("job_key") == job_key(entry.video, entry.audio, output, checksums, own, weights):
             planned.append(EntryPlan(entry, CURRENT, output))
         else:
-            planned.append(EntryPlan(entry, STALE, output, _changed(report, checksums, options, weights)))
+            planned.append(EntryPlan(entry, STALE, output, _changed(report, checksums, own, weights)))
     return CatalogPlan(planned)

@@ -14,11 +14,13 @@ from musedub.pipeline.audio.voicing import runs, voiced_frames
 from musedub.pipeline.core.stage import Row
 from musedub.pipeline.dub.face_stages import gap_frames
 from musedub.pipeline.dub.length_policy import source_frames
+from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.plan import JobPlan
 from musedub.pipeline.face.choice import FaceChoice, Why, choose
 from musedub.pipeline.face.job_tracks import join_chunks
 from musedub.pipeline.face.multi_track import SpanFaces
 from musedub.pipeline.media.index import video_info
+from musedub.pipeline.media.probe import VideoInfo
 
 WHY_TEXT = {
     Why.NOBODY: "nobody speaks in the source: frames pass through",
@@ -35,12 +37,15 @@ def chunk_faces(row: Row) -> SpanFaces:
 
 def choose_faces(plan: JobPlan, chunks: Sequence[Row]) -> FaceChoice:
     """The job's tracks (chunks joined in frame order) and its `--speaker` policy applied to them."""
+    return choose_in_video(chunks, plan.options, video_info(plan.base_row()))
+
+
+def choose_in_video(chunks: Sequence[Row], options: DubOptions, info: VideoInfo) -> FaceChoice:
+    """A video's tracked chunks -> its tracks and the `options.speaker` policy applied to them."""
     ordered = sorted(chunks, key=lambda row: int(row["chunk_start"]))
-    fps = plan.fps_fraction
+    fps = info.fps
     tracks, shot = join_chunks([(int(row["chunk_start"]), chunk_faces(row)) for row in ordered], gap_frames(fps))
     level = np.concatenate([np.asarray(row["level_db"], np.float32) for row in ordered])
-    info = video_info(plan.base_row())
-    options = plan.options
     heard = not np.isnan(level).all()
     return choose(
         tracks,
@@ -51,7 +56,7 @@ def choose_faces(plan: JobPlan, chunks: Sequence[Row]) -> FaceChoice:
         fps,
         (info.width, info.height),
         options.speaker_min_span,
-        plan.video,
+        info.uri,
     )
 
 

@@ -25,6 +25,7 @@ from musedub.infra.storage import is_local, is_under, local_path, read_bytes, re
 from musedub.pipeline.core.errors import one_line
 from musedub.pipeline.dub.length_policy import LengthPolicy
 from musedub.pipeline.dub.options import X264_PRESETS
+from musedub.pipeline.face.choice import SPEAKER_HELP, parse_speaker
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 SHOWN_PROBLEMS = 50
@@ -50,6 +51,7 @@ class JobSpec(BaseModel):
     crf: int | None = Field(None, ge=0, le=51)
     preset: Literal[X264_PRESETS] | None = None  # type: ignore[valid-type]
     still_fps: str | None = Field(None, max_length=32)
+    speaker: str | None = Field(None, max_length=64, description=f"which face is dubbed: {SPEAKER_HELP}")
 
     @field_validator("video", "audio", "output")
     @classmethod
@@ -62,9 +64,16 @@ class JobSpec(BaseModel):
             raise ValueError(f"{info.field_name} {value!r} contains '..': give the path without parent steps")
         return value
 
+    @field_validator("speaker")
+    @classmethod
+    def _speaker(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_speaker(value)
+        return value
+
     def overrides(self) -> dict[str, Any]:
         """The per-job options that were set, by DubOptions field name."""
-        fields = ("length_policy", "extra_margin", "bbox_shift", "crf", "preset", "still_fps")
+        fields = ("length_policy", "extra_margin", "bbox_shift", "crf", "preset", "still_fps", "speaker")
         return {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
 
 

@@ -37,6 +37,12 @@ PLAN_VERSION = 3  # bump when the same inputs would give different frames (3: se
 log = logging.getLogger(__name__)
 
 
+def track_chunks(frames: int, fps: Fraction, segment_seconds: float) -> list[tuple[int, int]]:
+    """Source frame spans tracked independently (as long as segments)."""
+    size = max(1, round(Fraction(segment_seconds) * fps))
+    return [(start, min(start + size, frames)) for start in range(0, frames, size)]
+
+
 def job_key(video: str, audio: str, output: str, checksums: dict[str, str], options: DubOptions, weights: str) -> str:
     """What a job's output depends on, hashed: equal keys mean the committed output is current.
     Needs only checksums (a HEAD on object stores), so a catalogue is checked without probing."""
@@ -86,17 +92,11 @@ class JobPlan:
     def fps_fraction(self) -> Fraction:
         return parse_fps(self.fps)
 
-    @property
-    def chunk_frames(self) -> int:
-        return max(1, round(Fraction(self.options.segment_seconds) * self.fps_fraction))
-
     def segments(self) -> list[Segment]:
         return plan_segments(self.key, self.total, parse_fps(self.fps), self.options.segment_seconds)
 
     def track_chunks(self) -> list[tuple[int, int]]:
-        """Source frame spans tracked independently (the same length as segments)."""
-        size = self.chunk_frames
-        return [(start, min(start + size, self.video_frames)) for start in range(0, self.video_frames, size)]
+        return track_chunks(self.video_frames, self.fps_fraction, self.options.segment_seconds)
 
     def base_row(self) -> Row:
         return {
