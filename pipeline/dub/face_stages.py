@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
@@ -59,8 +60,9 @@ class TrackFacesStage:
     _detector: LandmarkDetector | None = field(default=None, init=False, repr=False)
 
     def setup(self) -> None:
-        layout = ModelStore(self.weights).layout
-        self._detector = load_landmark_detector(self.options.landmarks, layout.face_alignment)
+        dlib = self.options.landmarks == "dlib"  # needs no weights folder (`musedub faces` may have none)
+        folder = Path() if dlib else ModelStore(self.weights).layout.face_alignment
+        self._detector = load_landmark_detector(self.options.landmarks, folder)
 
     def __call__(self, row: Row) -> Row:
         """Tracks every face of the chunk with `smooth_radius` frames of context each side (at least

@@ -1,9 +1,10 @@
 """Who speaks: each track's mouth opening against the loudness of the source's own audio.
 
 A speaking mouth opens and closes with the syllables it says. Per frame, a track's score is the
-best Pearson correlation, over audio-visual offsets of +-`MAX_OFFSET` frames, between its inner-lip
-gap and the source's level in dB over a window of about a second. A still mouth (variance under
-`MIN_MOUTH_STD`) or a window with (almost) no voiced audio scores 0. No weights are needed.
+Pearson correlation between its inner-lip gap and the source's level in dB over a window of about
+a second, at the track's audio-visual offset (searched over +-`MAX_OFFSET` frames, a cost per
+frame of offset). A still mouth (std under `MIN_MOUTH_STD`) or a window with (almost) no voiced
+audio scores 0. No weights are needed.
 
 What it gets wrong: an off-screen speaker or a voice-over makes nobody on screen speak (right) but
 a face that moves its lips in time by chance can score; a dubbed crowd scene has one voice for many
@@ -16,11 +17,12 @@ from fractions import Fraction
 
 import numpy as np
 
-MAX_OFFSET = 5  # frames of audio-visual offset searched each way
+MAX_OFFSET = 5  # frames of audio-visual offset searched each way (once per track)
+OFFSET_COST = 0.05  # correlation given up per frame of offset: most sources are in sync
 MIN_MOUTH_STD = 0.006  # inner-lip gap / face height: below this a mouth is still (landmark jitter)
 MIN_VOICED = 0.2  # a window needs this share of voiced audio frames to score
 MIN_SEEN = 0.6  # ... and this share of frames with the face seen
-SPEAKING = 0.5  # a score at or above this speaks
+SPEAKING = 0.6  # a score at or above this speaks
 
 
 def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
@@ -55,29 +57,38 @@ def _rolling_correlation(x: np.ndarray, y: np.ndarray, half: int) -> tuple[np.nd
 def speaking_scores(
     opening: np.ndarray, start: int, level_db: np.ndarray, voiced: np.ndarray, fps: Fraction
 ) -> np.ndarray:
-    """A track's speaking score per frame -> float32 (n,) in [-1, 1].
+    """A track's speaking score per frame -> float32 (n,), at most 1.
 
     `opening` (n,) covers source frames [start, start + n), NaN where the face is not seen;
-    `level_db` and `voiced` (N,) cover the whole source.
+    `level_db` and `voiced` (N,) cover the whole source. The offset is searched once per track,
+    over its whole span, each frame of offset costing OFFSET_COST: speech has a syllable every
+    ~0.2 s, so a window-by-window search would find a beat to line up with in any moving mouth.
     """
     n = len(opening)
+    total = len(level_db)
+    if n == 0 or total == 0:
+        return np.zeros(n, np.float32)
     half = max(2, round(fps / 2))  # a window of about one second
     window = 2 * half + 1
-    total = len(level_db)
-    loud = float(np.percentile(level_db, 95)) if total else 0.0
+    loud = float(np.percentile(level_db, 95))
     level = np.maximum(level_db.astype(np.float64), loud - 40.0)  # depths of silence carry no rhythm
     frames = np.arange(start, start + n)
-    best = np.full(n, -1.0)
-    seen_enough = np.zeros(n, bool)
-    moving = np.zeros(n, bool)
-    for offset in range(-MAX_OFFSET, MAX_OFFSET + 1):
+    mouth = opening.astype(np.float64)
+
+    def heard(offset: int) -> np.ndarray:
         at = frames + offset
-        inside = (at >= 0) & (at < total)
-        audio = np.where(inside, level[np.clip(at, 0, max(total - 1, 0))], np.nan)
-        corr, count, std = _rolling_correlation(opening.astype(np.float64), audio, half)
-        best = np.maximum(best, np.where(count >= MIN_SEEN * window, corr, -1.0))
-        seen_enough |= count >= MIN_SEEN * window
-        moving |= std >= MIN_MOUTH_STD
-    speech = _window_sums(voiced[frames].astype(np.float64), half) / window if total else np.zeros(n)
-    score = np.where(seen_enough & moving & (speech >= MIN_VOICED), best, 0.0)
-    return score.astype(np.float32)
+        return np.where((at >= 0) & (at < total), level[np.clip(at, 0, total - 1)], np.nan)
+
+    offset = max(range(-MAX_OFFSET, MAX_OFFSET + 1), key=lambda d: _correlation(mouth, heard(d)) - OFFSET_COST * abs(d))
+    corr, count, std = _rolling_correlation(mouth, heard(offset), half)
+    speech = _window_sums(voiced[frames].astype(np.float64), half) / window
+    valid = (count >= MIN_SEEN * window) & (std >= MIN_MOUTH_STD) & (speech >= MIN_VOICED)
+    return np.where(valid, corr - OFFSET_COST * abs(offset), 0.0).astype(np.float32)
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation over the frames where both are known; 0 when either is constant."""
+    known = ~np.isnan(x) & ~np.isnan(y)
+    if known.sum() < 3 or x[known].std() == 0 or y[known].std() == 0:
+        return 0.0
+    return float(np.corrcoef(x[known], y[known])[0, 1])

@@ -65,6 +65,14 @@ CASES = {
     "dub: newline in a name": with_message(dub(video="in\nforged.mp4"), "control characters"),
     "dub: folder as video": with_message(dub(video="out"), "out"),
     "dub: unknown dtype": with_message(dub("--dtype", "fp8"), "--dtype 'fp8'"),
+    "dub: speaker point outside 0..1": with_message(dub("--speaker", "1.5,0.5"), "'1.5,0.5': a point's x and y"),
+    "dub: unknown speaker policy": with_message(dub("--speaker", "loudest"), "'loudest' is not a policy"),
+    # faces
+    "faces: missing video": Case(
+        lambda d, w: ["faces", str(d / "absent.mp4"), "--sheet", str(d / "out/s.png")], "absent"
+    ),
+    "faces: sheet not a png": Case(lambda d, w: ["faces", str(d / "in.mp4"), "--sheet", str(d / "out/s.jpg")], ".png"),
+    "faces: credentials in the video": Case(lambda d, w: ["faces", f"{LEAKY}/v.mp4"], "s3://***@bucket/v.mp4"),
     # batch
     "batch: missing manifest": Case(lambda d, w: ["batch", str(d / "none.jsonl")], "none.jsonl"),
     "batch: unknown suffix": file_case("jobs.txt", job(), lambda p, d, w: ["batch", str(p)], "name it .yaml"),
@@ -97,6 +105,12 @@ CASES = {
         "video,audio_es\nin.mp4,speech.wav\n",
         lambda p, d, w: ["catalog", "plan", str(p), "--output-prefix", str(d / "out")],
         "title_id",
+    ),
+    "catalog: bad speaker column": file_case(
+        "titles.csv",
+        "title_id,video,audio_es,speaker\nt1,in.mp4,speech.wav,track:first\n",
+        lambda p, d, w: ["catalog", "plan", str(p), "--output-prefix", str(d / "out")],
+        "'track:first' is not a policy",
     ),
     "catalog: ftp prefix": file_case(
         "titles.csv",
@@ -175,6 +189,9 @@ CASES = {
     ),
     # credentials written into a URI, in every command: refused, printed redacted, never in full
     "dub: credentials in video": with_message(dub(video=f"{LEAKY}/v.mp4"), "s3://***@bucket/v.mp4"),
+    "batch: speaker of the wrong type": file_case(
+        "jobs.jsonl", job(speaker=[1]), lambda p, d, w: ["batch", str(p)], "speaker: Input should be a valid string"
+    ),
     "batch: credentials in the manifest URI": Case(lambda d, w: ["batch", f"{LEAKY}/jobs.jsonl"], "s3://***@bucket"),
     "batch: credentials in every row": file_case(
         "jobs.jsonl", job(audio=f"{LEAKY}/a.wav"), lambda p, d, w: ["batch", str(p)], "no job can run"
