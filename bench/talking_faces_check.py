@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from talking_faces import Face, Shot, speech_envelope, write_dialogue  # noqa: E402
+
 from musedub.models.landmarks import DlibLandmarks, dlib_predictor_path
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 
