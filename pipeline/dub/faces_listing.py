@@ -61,7 +61,7 @@ class FacesListing:
         for row in self.rows():
             speaking = row.get("speaking")
             said = (
-                ", ".join(f"{a:.1f}-{b:.1f}: {score:.2f}" for a, b, score in speaking)
+                ", ".join(f"{a:.2f}-{b:.2f}: {score:.2f}" for a, b, score in speaking)
                 if speaking
                 else ("-" if speaking is not None else "(no speaking score: the source has no audio)")
             )
