@@ -129,3 +129,23 @@ def test_plan_sorts_new_stale_current_and_missing_by_recorded_job_keys(tmp_path:
     # other options make every committed output stale, and say why
     other = plan_catalog(entries, str(out), DubOptions(crf=20), weights)
     assert {e.reason for e in other.entries if e.entry.job_id == "t1.es"} == {"options changed"}
+
+
+def test_a_speaker_column_reaches_the_job_and_its_key(tmp_path: Path) -> None:
+    video, audio = tmp_path / "v.mp4", tmp_path / "a.wav"
+    video.write_bytes(b"video"), audio.write_bytes(b"audio")
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text(f"title_id,video,audio_es,speaker\nt1,{video},{audio},\"0.3,0.5\"\nt2,{video},{audio},\n")
+    entries = {e.job_id: e for e in load_catalog(str(catalog))}
+    assert entries["t1.es"].speaker == "0.3,0.5" and entries["t2.es"].speaker is None
+    options, out = DubOptions(), tmp_path / "out"
+    plan = {e.entry.job_id: e for e in plan_catalog(list(entries.values()), str(out), options, "weights").entries}
+    assert plan["t1.es"].job().overrides() == {"speaker": "0.3,0.5"} and plan["t2.es"].job().overrides() == {}
+    output = out / "t1" / "es.mp4"  # committed by the batch-wide options: stale for the title's own speaker
+    output.parent.mkdir(parents=True)
+    output.write_bytes(b"mp4")
+    sums = {"video": checksum(str(video), "video"), "audio": checksum(str(audio), "audio")}
+    report = {"job_key": job_key(str(video), str(audio), str(output), sums, options, "weights"), "checksums": sums}
+    Path(report_uri(str(output))).write_text(json.dumps({**report, "options": options.model_dump(mode="json")}))
+    again = {e.entry.job_id: e for e in plan_catalog(list(entries.values()), str(out), options, "weights").entries}
+    assert again["t1.es"].status == STALE and again["t1.es"].reason == "options changed"
