@@ -59,6 +59,9 @@ def preprocess(
     stage2_min_face: Annotated[int, typer.Option(help="Clips whose faces are all this big are stage-2 clips.")] = 200,
     crops: Annotated[bool, typer.Option(help="Store the 256x256 crops (JPEG), so training decodes no video.")] = True,
     features: Annotated[bool, typer.Option(help="Store whisper states per clip.")] = True,
+    speaking_only: Annotated[
+        bool, typer.Option(help="Keep only frames where the face speaks in the source (mouth vs loudness).")
+    ] = False,
     retry_failed: Annotated[bool, typer.Option(help="Try sources that failed before again.")] = False,
     address: Address = None,
     num_cpus: NumCpus = None,

@@ -13,11 +13,12 @@ import numpy as np
 
 from musedub.pipeline.face.crop_geometry import FaceStatus
 
-DROP_REASONS = ("no_face", "small_face", "leaving_frame", "short_run")
+DROP_REASONS = ("no_face", "small_face", "leaving_frame", "not_speaking", "short_run")
 _REASON_OF_STATUS = {
     FaceStatus.NO_FACE: "no_face",
     FaceStatus.TOO_SMALL: "small_face",
     FaceStatus.LEAVING_FRAME: "leaving_frame",
+    FaceStatus.NOT_CHOSEN: "not_speaking",  # --speaking-only
 }
 
 

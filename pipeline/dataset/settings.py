@@ -29,6 +29,9 @@ class PreprocessSettings(BaseModel):
     stage2_min_face: int = Field(200, ge=8, description="clips whose faces are all this big are stage-2 clips")
     # crops keep the largest dynamic bottom margin; training trims to its draw
     crop_margin: int = Field(20, ge=0, le=100)
+    speaking_only: bool = Field(
+        False, description="keep only frames where the face speaks in the source's audio (docs/SPEAKERS.md)"
+    )
     crops: bool = Field(True, description="store the 256x256 crops (JPEG), so training decodes no video")
     features: bool = Field(True, description="store whisper states per clip")
     jpeg_quality: int = Field(95, ge=1, le=100)

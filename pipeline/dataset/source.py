@@ -25,10 +25,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from musedub.infra.storage import commit_file
-from musedub.models.audio_encoder import WINDOW_SAMPLES
+from musedub.models.audio_encoder import SAMPLE_RATE, WINDOW_SAMPLES
 from musedub.models.landmarks import LandmarkDetector, load_landmark_detector
 from musedub.models.weights.store import ModelStore
 from musedub.pipeline.audio.prompts import AudioPrompter
+from musedub.pipeline.audio.voicing import frame_energy, voiced_frames
 from musedub.pipeline.audio.windows import video_frame_count
 from musedub.pipeline.core.errors import ErrorRecord
 from musedub.pipeline.core.stage import Resources, Row
@@ -46,6 +47,7 @@ from musedub.pipeline.dataset.tables import (
     write_marker,
 )
 from musedub.pipeline.face.crop_geometry import Box, FaceStatus, crop_box, crop_face, face_status
+from musedub.pipeline.face.speaker import speaking_frames
 from musedub.pipeline.face.track import FaceTrack, FaceTracker
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.frames import FrameReader
@@ -122,6 +124,11 @@ class PreprocessSourceStage:
         with FrameReader(info, "source video") as reader:
             track = tracker.track(reader.frames(ticks), self.settings.smooth_radius)
         boxes = face_boxes(track, info, self.settings)
+        if self.settings.speaking_only:
+            level = frame_energy(samples, SAMPLE_RATE, TRAIN_FPS, len(ticks))
+            voiced = voiced_frames(level)
+            speaks = speaking_frames(track.landmarks, track.shot, level, TRAIN_FPS, voiced, round(TRAIN_FPS / 2))
+            boxes.status[(boxes.status == FaceStatus.OK) & ~speaks] = FaceStatus.NOT_CHOSEN
         spans, dropped = cut_clips(
             boxes.status, track.shot, self.settings.max_clip_frames, self.settings.min_clip_frames
         )
@@ -222,8 +229,6 @@ class PreprocessSourceStage:
             span.stop,
         )
         return states.numpy().astype(np.float16).tobytes(), tuple(states.shape)
-
-
 
 
 def failed_summary(row: Row, settings: PreprocessSettings, error: str) -> dict[str, Any]:

@@ -86,6 +86,22 @@ def speaking_scores(
     return np.where(valid, corr - OFFSET_COST * abs(offset), 0.0).astype(np.float32)
 
 
+def speaking_frames(
+    landmarks: np.ndarray, shot: np.ndarray, level_db: np.ndarray, fps: Fraction, voiced: np.ndarray, min_span: int
+) -> np.ndarray:
+    """One followed face (N, 68, 2) (NaN where not found), scored shot by shot -> (N,) bool where it
+    speaks; pauses shorter than `min_span` frames between speaking frames of a shot count as speech."""
+    speaks = np.zeros(len(shot), bool)
+    edges = np.concatenate([[0], np.flatnonzero(shot[1:] != shot[:-1]) + 1, [len(shot)]])
+    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        speaks[a:b] = speaking_scores(mouth_opening(landmarks[a:b]), a, level_db, voiced, fps) >= SPEAKING
+        talking = np.flatnonzero(speaks[a:b]) + a
+        for x, y in zip(talking[:-1].tolist(), talking[1:].tolist(), strict=True):
+            if 1 < y - x <= min_span:
+                speaks[x:y] = True
+    return speaks
+
+
 def _correlation(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson correlation over the frames where both are known; 0 when either is constant."""
     known = ~np.isnan(x) & ~np.isnan(y)

@@ -17,7 +17,7 @@ def test_runs_break_at_faults_and_shots() -> None:
     shot[30:] = 1  # a cut inside the last run
     clips, dropped = cut_clips(status, shot, max_frames=100, min_frames=5)
     assert [(c.start, c.stop, c.shot) for c in clips] == [(0, 10, 0), (12, 20, 0), (25, 30, 0), (30, 37, 1)]
-    assert dropped == {"no_face": 2, "small_face": 1, "leaving_frame": 1, "short_run": 3}
+    assert dropped == {"no_face": 2, "small_face": 1, "leaving_frame": 1, "not_speaking": 0, "short_run": 3}
     assert sum(len(c) for c in clips) + sum(dropped.values()) == len(status)
 
 

@@ -5,9 +5,11 @@ that moves its lips out of time)."""
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
+from talking_faces import Face, Shot, write_dialogue
 
 from musedub.infra.errors import InputError
 from musedub.infra.sample_media import face_frame
@@ -15,9 +17,14 @@ from musedub.pipeline.audio.voicing import frame_energy, voiced_frames
 from musedub.pipeline.face.choice import Why, choose, parse_speaker
 from musedub.pipeline.face.job_tracks import Track, join_chunks
 from musedub.pipeline.face.multi_track import SpanFaces
-from musedub.pipeline.face.speaker import mouth_opening, speaking_scores
+from musedub.pipeline.face.speaker import mouth_opening, speaking_frames, speaking_scores
+from musedub.pipeline.face.track import FaceTracker
+from musedub.pipeline.media.audio_decode import decode_audio_16k_mono, decode_audio_span
+from musedub.pipeline.media.frames import FrameReader
+from musedub.pipeline.media.probe import probe_video
 
 FPS = Fraction(25)
+DATA = Path(__file__).resolve().parents[2] / "data"
 N = 150  # 6 s
 
 
@@ -137,3 +144,23 @@ def test_chunks_join_into_tracks_across_their_edge_but_never_across_a_cut() -> N
     tracks, shot = join_chunks([(0, first), (10, _chunk(10, [(0, 100)], cut_at=0))], gap=12)
     assert [(t.id, t.shot, t.start) for t in tracks] == [(1, 0, 0), (2, 0, 0), (3, 1, 10)]
     assert shot[9] == 0 and shot[10] == 1
+
+
+def test_speaking_frames_keeps_the_face_that_speaks_and_drops_it_under_a_voice_over(
+    dlib_detector, tmp_path: Path
+) -> None:
+    """What `preprocess --speaking-only` keeps: one real face, tracked by dlib, speaking in sync in
+    its first shot and silent under the same voice (a voice-over) in the second."""
+    speech_a = decode_audio_16k_mono(str(DATA / "speech_16k.wav"))
+    shots = [
+        Shot(50, (Face("astronaut", (0.5, 0.5), 110, "a"),), "a", (40, 60, 90)),
+        Shot(50, (Face("astronaut", (0.4, 0.5), 110, None),), "a", (130, 95, 50)),
+    ]
+    clip = write_dialogue(tmp_path / "voice_over.mp4", shots, speech_a, speech_a, size=(320, 240))
+    info = probe_video(str(clip))
+    with FrameReader(info) as reader:
+        track = FaceTracker(dlib_detector).track(reader.frames(range(info.frame_count)))
+    samples, rate = decode_audio_span(str(clip), 0.0, 4.0)
+    level = frame_energy(samples, rate, FPS, 100)
+    speaks = speaking_frames(track.landmarks, track.shot, level, FPS, voiced_frames(level), 12)
+    assert speaks[:50].mean() > 0.8 and not speaks[50:].any()
