@@ -86,8 +86,6 @@ class TrackFacesStage:
         )
         with FrameReader(info) as reader:
             faces = tracker.track(reader.frames(range(lo, hi)), radius).trimmed(start - lo, stop - lo)
-        if start == 0:
-            faces.cuts[0] = True
         level = source_level(row["video"], fps, start, stop)
         return {**row, "faces": faces.landmarks, "cuts": faces.cuts, "level_db": level}
 
