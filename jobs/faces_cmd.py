@@ -51,9 +51,10 @@ def faces(
     assert ok, "OpenCV could not encode a PNG"
     write_bytes_atomic(target, png.tobytes(), "contact sheet")
     if as_json:
-        typer.echo(
-            json.dumps({"video": video, "fps": str(listing.info.fps), "sheet": target, "tracks": listing.rows()})
-        )
+        detector = listing.choice.detector or "none"
+        body = {"video": video, "fps": str(listing.info.fps), "detector": detector, "sheet": target}
+        typer.echo(json.dumps({**body, "tracks": listing.rows()}))
     else:
         typer.echo(listing.table())
+        typer.echo(f"who speaks: scored by {listing.choice.detector or 'nothing (the source has no audio)'}")
         typer.echo(f"contact sheet: {target}")

@@ -54,7 +54,7 @@ from musedub.pipeline.media.index import save_index, video_info
 from musedub.pipeline.media.stitch import stitch
 
 WORK_FOLDER = ".musedub-work"
-CHUNK_KEYS = ("faces", "cuts", "level_db")  # what a tracked chunk keeps in the work prefix
+CHUNK_KEYS = ("faces", "cuts", "level_db", "sync")  # what a tracked chunk keeps in the work prefix
 
 
 def default_work(output: str, job_id: str) -> str:

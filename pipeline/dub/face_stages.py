@@ -16,15 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
-from musedub.infra.errors import InputError
+from musedub.infra.errors import ConfigError, InputError
 from musedub.models.landmarks import LandmarkDetector, load_landmark_detector
+from musedub.models.syncnet import SYNC_FRAMES, SyncNet
 from musedub.models.vae import CROP_SIZE
+from musedub.models.weights.layout import WeightsLayout
 from musedub.models.weights.store import ModelStore
 from musedub.pipeline.audio.voicing import frame_energy
+from musedub.pipeline.audio.windows import SAMPLE_RATE
 from musedub.pipeline.core.stage import Resources, Row
 from musedub.pipeline.dub.options import DubOptions, job_options
 from musedub.pipeline.face.crop_geometry import FaceStatus, crop_box, crop_face, face_status
 from musedub.pipeline.face.multi_track import MultiFaceTracker
+from musedub.pipeline.face.speaker import MAX_OFFSET
+from musedub.pipeline.face.sync_speaker import SyncScorer, syncnet_fits
 from musedub.pipeline.media.audio_decode import decode_audio_span
 from musedub.pipeline.media.frame_rate import parse_fps
 from musedub.pipeline.media.frames import FrameReader
@@ -52,17 +57,43 @@ def source_level(video: str, fps: Fraction, start: int, stop: int) -> np.ndarray
     return frame_energy(samples, rate, fps, stop - start, start)
 
 
+def source_16k_around(video: str, fps: Fraction, start: int, stop: int) -> np.ndarray:
+    """The source audio at 16 kHz from MAX_OFFSET frames before `start` to as many after `stop`
+    plus a SyncNet window (zeros outside the audio)."""
+    first = start - MAX_OFFSET
+    frames = stop - start + 2 * MAX_OFFSET + SYNC_FRAMES
+    decoded = decode_audio_span(video, max(first, 0) / float(fps), frames / float(fps), rate=SAMPLE_RATE)
+    samples = decoded[0] if decoded is not None else np.zeros(0, np.float32)
+    lead = np.zeros(round(max(-first, 0) * SAMPLE_RATE / float(fps)), np.float32)
+    return np.concatenate([lead, samples])
+
+
 @dataclass
 class TrackFacesStage:
+    """Tracks a chunk's faces and measures its source audio; with `syncnet/` in the weights folder
+    (and a 23-26 fps source) also scores who speaks with SyncNet."""
+
     weights: str
     options: DubOptions
     resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
     _detector: LandmarkDetector | None = field(default=None, init=False, repr=False)
+    _sync: SyncScorer | None = field(default=None, init=False, repr=False)
 
     def setup(self) -> None:
-        dlib = self.options.landmarks == "dlib"  # needs no weights folder (`musedub faces` may have none)
-        folder = Path() if dlib else ModelStore(self.weights).layout.face_alignment
+        layout = self._layout()
+        folder = layout.face_alignment if layout is not None else Path()
         self._detector = load_landmark_detector(self.options.landmarks, folder)
+        if layout is not None and (layout.syncnet / "syncnet.json").is_file():
+            self._sync = SyncScorer(SyncNet.from_pretrained(layout.syncnet))
+
+    def _layout(self) -> WeightsLayout | None:
+        """The weights; dlib needs none, so `musedub faces --landmarks dlib` runs without a folder."""
+        try:
+            return ModelStore(self.weights).layout
+        except ConfigError:
+            if self.options.landmarks == "dlib":
+                return None
+            raise
 
     def __call__(self, row: Row) -> Row:
         """Tracks every face of the chunk with `smooth_radius` frames of context each side (at least
@@ -87,7 +118,12 @@ class TrackFacesStage:
         with FrameReader(info) as reader:
             faces = tracker.track(reader.frames(range(lo, hi)), radius).trimmed(start - lo, stop - lo)
         level = source_level(row["video"], fps, start, stop)
-        return {**row, "faces": faces.landmarks, "cuts": faces.cuts, "level_db": level}
+        sync = np.full(faces.landmarks.shape[:2], np.nan, np.float32)  # (T, n)
+        if self._sync is not None and syncnet_fits(fps) and faces.tracks and not np.isnan(level).all():
+            samples = source_16k_around(row["video"], fps, start, stop)
+            with FrameReader(info) as reader:
+                sync = self._sync.scores(reader.frames(range(start, stop)), faces.landmarks, samples, info.height)
+        return {**row, "faces": faces.landmarks, "cuts": faces.cuts, "level_db": level, "sync": sync}
 
 
 @dataclass

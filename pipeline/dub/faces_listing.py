@@ -20,7 +20,6 @@ from musedub.pipeline.dub.job_faces import choose_in_video
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.plan import track_chunks
 from musedub.pipeline.face.choice import FaceChoice
-from musedub.pipeline.face.speaker import SPEAKING
 from musedub.pipeline.media.frame_rate import parse_fps
 from musedub.pipeline.media.frames import FrameReader
 from musedub.pipeline.media.index import remember
@@ -52,7 +51,7 @@ class FacesListing:
             }
             scores = self.choice.scores.get(t.id)
             if scores is not None:
-                row["speaking"] = _speaking_spans(scores, t.start, fps)
+                row["speaking"] = _speaking_spans(scores >= self.choice.threshold, scores, t.start, fps)
             rows.append(row)
         return rows
 
@@ -97,9 +96,9 @@ class FacesListing:
         return sheet
 
 
-def _speaking_spans(scores: np.ndarray, start: int, fps: Any) -> list[tuple[float, float, float]]:
-    """(start s, stop s, mean score) of each run of frames scoring as speaking."""
-    speaking = np.concatenate([[False], scores >= SPEAKING, [False]])
+def _speaking_spans(speaks: np.ndarray, scores: np.ndarray, start: int, fps: Any) -> list[tuple[float, float, float]]:
+    """(start s, stop s, mean score) of each run of frames that speak."""
+    speaking = np.concatenate([[False], speaks, [False]])
     edges = np.flatnonzero(speaking[1:] != speaking[:-1]).reshape(-1, 2)  # (runs, 2) start, stop
     return [
         (round(float((start + a) / fps), 2), round(float((start + b) / fps), 2), round(float(scores[a:b].mean()), 3))

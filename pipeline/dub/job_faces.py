@@ -32,7 +32,8 @@ WHY_TEXT = {
 
 
 def chunk_faces(row: Row) -> SpanFaces:
-    return SpanFaces(np.asarray(row["faces"], np.float32), np.asarray(row["cuts"], bool))
+    sync = np.asarray(row["sync"], np.float32)
+    return SpanFaces(np.asarray(row["faces"], np.float32), np.asarray(row["cuts"], bool), sync)
 
 
 def choose_faces(plan: JobPlan, chunks: Sequence[Row]) -> FaceChoice:
@@ -92,6 +93,7 @@ def faces_summary(plan: JobPlan, choice: FaceChoice) -> dict[str, Any]:
     fps = plan.fps_fraction
     return {
         "speaker": plan.options.speaker,
+        "detector": choice.detector or "none",
         "tracks": len(choice.tracks),
         "spans": face_spans(plan, choice),
         "dub_audio_rests": [

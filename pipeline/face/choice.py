@@ -22,7 +22,7 @@ import numpy as np
 
 from musedub.infra.errors import InputError
 from musedub.pipeline.face.job_tracks import Track
-from musedub.pipeline.face.speaker import SPEAKING, mouth_opening, speaking_scores
+from musedub.pipeline.face.speaker import SPEAKING, SYNC_SPEAKING, mouth_opening, speaking_scores
 
 SPEAKER_HELP = "auto, largest, X,Y (a point, each 0..1) or track:N (an id from `musedub faces`)"
 _POINT = re.compile(r"^\s*([0-9.]+)\s*,\s*([0-9.]+)\s*$")
@@ -84,6 +84,8 @@ class FaceChoice:
     fallback: np.ndarray  # (N,) int32 auto: the nearest speaker of the shot, for voiced dub frames
     scores: dict[int, np.ndarray]  # track id -> speaking score over its span (auto only)
     faces_seen: np.ndarray  # (N,) bool: some track is seen in the frame
+    detector: str = ""  # what scored who speaks: "syncnet" or "mouth-loudness" (auto only)
+    threshold: float = SPEAKING  # the score at or above which a face speaks
 
     def decide(self, source: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Output frames reading source frames `source` (n,), the dub silent where `rest` (n,)
@@ -211,6 +213,7 @@ def choose(
     seen_dense, _ = _seen(tracks, n)
     seen = {t.id: seen_dense[g] for g, t in enumerate(tracks)}
     scores: dict[int, np.ndarray] = {}
+    detector, threshold = "", SPEAKING
     fallback = np.zeros(n, np.int32)
     why = np.full(n, Why.CHOSEN, np.int8)
     if policy.kind == "track":
@@ -226,10 +229,15 @@ def choose(
         if policy.kind == "auto":
             why[:] = Why.NO_SOURCE_AUDIO
     else:
-        best = np.full(n, SPEAKING, np.float32)
+        detector = "syncnet" if any(t.sync is not None for t in tracks) else "mouth-loudness"
+        threshold = SYNC_SPEAKING if detector == "syncnet" else SPEAKING
+        best = np.full(n, threshold, np.float32)
         primary = np.zeros(n, np.int32)
         for t in tracks:
-            scores[t.id] = speaking_scores(mouth_opening(t.landmarks), t.start, level_db, voiced, fps)
+            if detector == "syncnet":  # a track SyncNet never saw for 16 frames running does not speak
+                scores[t.id] = np.nan_to_num(t.sync, nan=0.0) if t.sync is not None else np.zeros(len(t.seen))
+            else:
+                scores[t.id] = speaking_scores(mouth_opening(t.landmarks), t.start, level_db, voiced, fps)
             span = slice(t.start, t.stop)
             wins = t.seen & (scores[t.id] >= best[span])
             primary[span][wins] = t.id
@@ -238,4 +246,4 @@ def choose(
         fallback = _nearest_speaker(primary, shot, seen)
         why[:] = Why.SPEAKS
     why[primary == 0] = Why.NOBODY
-    return FaceChoice(by_id, shot, primary, why, fallback, scores, seen_dense.any(axis=0))
+    return FaceChoice(by_id, shot, primary, why, fallback, scores, seen_dense.any(axis=0), detector, threshold)

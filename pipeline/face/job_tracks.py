@@ -24,6 +24,7 @@ class Track:
     shot: int
     start: int
     landmarks: np.ndarray  # (n, 68, 2) float32
+    sync: np.ndarray | None = None  # (n,) float32 SyncNet's speaking probability, NaN where it did not run
 
     @property
     def stop(self) -> int:
@@ -55,7 +56,7 @@ class Track:
 class _Open:
     shot: int
     start: int
-    parts: list[tuple[int, np.ndarray]]  # (first frame, landmarks (k, 68, 2))
+    parts: list[tuple[int, np.ndarray, np.ndarray]]  # (first frame, landmarks (k, 68, 2), sync (k,))
     last: int  # last frame seen
 
 
@@ -100,7 +101,8 @@ def join_chunks(chunks: Sequence[tuple[int, SpanFaces]], gap: int) -> tuple[list
             if not len(frames):
                 continue
             a, b = int(frames[0]), int(frames[-1]) + 1
-            part = (first + a, faces.landmarks[k, a:b])
+            sync = faces.sync[k, a:b] if faces.sync is not None else np.full(b - a, np.nan, np.float32)
+            part = (first + a, faces.landmarks[k, a:b], sync)
             if k in joined:
                 joined[k].parts.append(part)
                 joined[k].last = first + b - 1
@@ -115,7 +117,9 @@ def _numbered(opened: list[_Open]) -> list[Track]:
     tracks = []
     for number, t in enumerate(order, start=1):
         marks = np.full((t.last + 1 - t.start, 68, 2), np.nan, np.float32)
-        for first, part in t.parts:
+        sync = np.full(t.last + 1 - t.start, np.nan, np.float32)
+        for first, part, part_sync in t.parts:
             marks[first - t.start : first - t.start + len(part)] = part
-        tracks.append(Track(number, t.shot, t.start, marks))
+            sync[first - t.start : first - t.start + len(part)] = part_sync
+        tracks.append(Track(number, t.shot, t.start, marks, None if np.isnan(sync).all() else sync))
     return tracks

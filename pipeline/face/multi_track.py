@@ -23,10 +23,12 @@ SAME_FACE_IOU = 0.5  # two tracks whose boxes overlap this much in one frame hav
 @dataclass(eq=False)
 class SpanFaces:
     """Faces of consecutive frames: landmarks (T, n, 68, 2) float32 per track, NaN where a track
-    is not seen; cuts (n,) bool, True where a frame starts a new shot."""
+    is not seen; cuts (n,) bool, True where a frame starts a new shot; sync (T, n) float32,
+    SyncNet's speaking probability where it ran (else NaN)."""
 
     landmarks: np.ndarray
     cuts: np.ndarray
+    sync: np.ndarray | None = None
 
     @property
     def tracks(self) -> int:

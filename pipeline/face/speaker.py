@@ -23,6 +23,7 @@ MIN_MOUTH_STD = 0.006  # inner-lip gap / face height: below this a mouth is stil
 MIN_VOICED = 0.2  # a window needs this share of voiced audio frames to score
 MIN_SEEN = 0.6  # ... and this share of frames with the face seen
 SPEAKING = 0.6  # a score at or above this speaks
+SYNC_SPEAKING = 0.5  # with SyncNet (sync_speaker.py): its P(in sync), trained with BCE, at or above this
 
 
 def mouth_opening(landmarks: np.ndarray) -> np.ndarray:

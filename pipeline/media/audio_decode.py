@@ -58,9 +58,11 @@ def _to_mono(frame: av.AudioFrame) -> np.ndarray:
     return frame.to_ndarray().reshape(-1, channels).mean(axis=1, dtype=np.float32)
 
 
-def decode_audio_span(uri: str, start: float, seconds: float, what: str = "video") -> tuple[np.ndarray, int] | None:
-    """The first audio stream's samples from `start` s for `seconds` s, mono at its own rate
-    -> (samples (n,) float32, rate); None when `uri` has no audio stream.
+def decode_audio_span(
+    uri: str, start: float, seconds: float, what: str = "video", rate: int | None = None
+) -> tuple[np.ndarray, int] | None:
+    """The first audio stream's samples from `start` s for `seconds` s, mono at its own rate (or
+    resampled to `rate`) -> (samples (n,) float32, rate); None when `uri` has no audio stream.
 
     Seeks instead of decoding from the top, so a chunk of a film reads only its own span.
     """
@@ -68,9 +70,10 @@ def decode_audio_span(uri: str, start: float, seconds: float, what: str = "video
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
-        rate = stream.codec_context.sample_rate or stream.rate
-        if not rate:
+        native = stream.codec_context.sample_rate or stream.rate
+        if not native:
             return None
+        rate = rate or native
         chunks: list[np.ndarray] = []
         wanted = int(round(seconds * rate))
         have = 0
@@ -79,8 +82,8 @@ def decode_audio_span(uri: str, start: float, seconds: float, what: str = "video
                 container.seek(int(start / stream.time_base), stream=stream, backward=True)
             packer: av.AudioResampler | None = None
             for frame in container.decode(stream):
-                if packer is None:  # same rate: a format change only, so no resampling delay
-                    packer = av.AudioResampler(format="flt", layout=frame.layout, rate=frame.sample_rate)
+                if packer is None:  # at the native rate a format change only, so no resampling delay
+                    packer = av.AudioResampler(format="flt", layout=frame.layout, rate=rate)
                 begins = float(frame.time) if frame.time is not None else start
                 samples = np.concatenate([_to_mono(out) for out in packer.resample(frame)] or [np.zeros(0, np.float32)])
                 skip = max(0, int(round((start - begins) * rate)))
