@@ -3,8 +3,10 @@
 Row keys read and added:
 - TrackFacesStage: video, still_fps, fps, chunk_start, chunk_stop, frame_count -> for source frames
   [chunk_start, chunk_stop): faces (T, n, 68, 2) float32 per track (NaN where unseen), cuts (n,)
-  bool (a shot starts), level_db (n,) float32 the source audio's level (NaN: no audio)
-- CropStage: video, still_fps, source (n,), landmarks (n, 68, 2), dubbed (n,) -> status (n,) uint8,
+  bool (a shot starts), level_db (n,) float32 the source audio's level (NaN: no audio), sync (T, n)
+  float32 SyncNet's speaking probability (NaN where it did not run)
+- CropStage: video, still_fps, source (n,), landmarks (n, 68, 2) of the face dubbed (NaN: none),
+  passed (n,) bool (faces there, none chosen) -> status (n,) uint8,
   boxes (n, 4) int32 (x1, y1, x2, y2; zeros unless OK), crops (k, 256, 256, 3) uint8 for the k OK frames
 """
 
