@@ -11,7 +11,7 @@ from musedub.infra.ray_cluster import connect
 from musedub.models.weights.store import DEFAULT_WEIGHTS
 from musedub.pipeline.core.run import Run
 from musedub.pipeline.dub.batch import BatchRunner, BatchSettings, ProgressSink, SilentProgress
-from musedub.pipeline.dub.local_runner import LocalRunner
+from musedub.pipeline.dub.local_runner import LocalRunner, PhaseProgress
 from musedub.pipeline.dub.manifest import JobSpec, Manifest, problems_error, read_manifest
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.outcome import BatchResult
@@ -29,9 +29,12 @@ def dub(
     device: str = "auto",
     dtype: str = "auto",
     compile: bool = False,
+    progress: PhaseProgress | None = None,
 ) -> DubReport:
-    """Dub one video (or still image) with one audio in this process; writes `output` and its report."""
-    return LocalRunner(options or DubOptions(), weights, device, dtype, compile).dub(video, audio, output)
+    """Dub one video (or still image) with one audio in this process; writes `output` and its report.
+    `progress(phase, done, total, frames/s)` hears of each tracked chunk and each written segment."""
+    runner = LocalRunner(options or DubOptions(), weights, device, dtype, compile)
+    return runner.dub(video, audio, output, progress)
 
 
 def batch(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Annotated
 
 import typer
@@ -12,6 +11,7 @@ import typer
 from musedub.infra.errors import ConfigError
 from musedub.infra.webhook import Webhook
 from musedub.jobs import api
+from musedub.jobs.batch_lines import BatchLines
 from musedub.jobs.job_flags import (
     DEFAULTS,
     Address,
@@ -48,55 +48,14 @@ from musedub.jobs.job_flags import (
     check_uris,
     validated,
 )
+from musedub.jobs.progress_bars import BatchBars, on_terminal
 from musedub.models.weights.store import DEFAULT_WEIGHTS
 from musedub.pipeline.core.run import Run
-from musedub.pipeline.dub.batch import BatchSettings, JobState
+from musedub.pipeline.dub.batch import BatchSettings
 from musedub.pipeline.dub.manifest import JobSpec, Manifest, load_manifest, manifest_schema, read_manifest
 from musedub.pipeline.dub.outcome import BatchResult, JobOutcome
-from musedub.pipeline.dub.plan import report_uri
 
 log = logging.getLogger(__name__)
-
-
-class Progress:
-    """A line per finished segment (the job's frames and fps, the batch's) and per committed job.
-
-    Plain lines, not a redrawn bar: they read the same in a terminal, `ray job logs` and CI.
-    """
-
-    def __init__(self, hook: Webhook | None = None, run_id: str = "") -> None:
-        self.hook, self.run_id = hook, run_id
-        self.total = 0
-        self.frames = 0
-        self.per_job: dict[str, tuple[int, float]] = {}  # frames done, time of the first
-        self.started = time.perf_counter()
-
-    def planned(self, total_frames: int) -> None:
-        self.total = total_frames
-        self.started = time.perf_counter()
-
-    def segment_done(self, state: JobState, frames: int) -> None:
-        job, now = state.plan.job_id, time.perf_counter()
-        done, first = self.per_job.get(job, (0, self.started))
-        self.per_job[job] = (done + frames, first)
-        self.frames += frames
-        typer.echo(
-            f"[{job}] {done + frames}/{state.plan.total} frames, {(done + frames) / max(now - first, 1e-6):.1f} fps"
-            f" | batch {self.frames}/{self.total} frames, {self.frames / max(now - self.started, 1e-6):.1f} fps",
-            err=True,
-        )
-
-    def job_done(self, outcome: JobOutcome) -> None:
-        if outcome.status == "done":
-            typer.echo(
-                f"[{outcome.job_id}] committed {outcome.output} ({outcome.seconds:.1f} s of stage time)", err=True
-            )
-        else:
-            typer.echo(f"[{outcome.job_id}] {outcome.status}{': ' + outcome.error if outcome.error else ''}", err=True)
-        if self.hook is not None:
-            report = report_uri(outcome.output) if outcome.status == "done" else ""
-            body = {"job_id": outcome.job_id, "status": outcome.status, "output": outcome.output, "report": report}
-            self.hook.send("job", {"run_id": self.run_id, **body, "error": outcome.error})
 
 
 def summary_table(outcomes: list[JobOutcome]) -> str:
@@ -184,7 +143,8 @@ def run_batch(
     log.info("batch: %d jobs; settings %s", count, settings)
     if run is None and planned:
         run = Run(settings.runs_root(planned))
-    progress = Progress(hook, run.run_id if run else "")
+    run_id = run.run_id if run else ""
+    progress = BatchBars(hook, run_id) if on_terminal() else BatchLines(hook, run_id)
     try:
         result = api.batch(
             jobs, settings=settings, address=address, num_cpus=num_cpus, keep_work=keep_work, progress=progress, run=run
@@ -193,6 +153,7 @@ def run_batch(
             body = {"run_id": result.run_id, "run": result.run_uri, "counts": result.counts()}
             hook.send("batch", {**body, "failed": [o.job_id for o in result.failed]})
     finally:
+        progress.close()
         if hook is not None:
             hook.close()
     typer.echo(summary_table(result.outcomes))

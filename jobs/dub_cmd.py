@@ -34,6 +34,7 @@ from musedub.jobs.job_flags import (
     check_dtype,
     check_uris,
 )
+from musedub.jobs.progress_bars import DubBars, on_terminal
 from musedub.models.weights.store import DEFAULT_WEIGHTS
 from musedub.pipeline.dub.plan import report_uri
 
@@ -80,7 +81,12 @@ def dub(
         device,
         options.model_dump_json(),
     )
-    report = api.dub(video, audio, output, options, weights, device, dtype, compile)
+    bars = DubBars() if on_terminal() else None
+    try:
+        report = api.dub(video, audio, output, options, weights, device, dtype, compile, bars.phase if bars else None)
+    finally:
+        if bars is not None:
+            bars.close()
     faces = ", ".join(f"{k} {v}" for k, v in report.faces.items())
     typer.echo(
         f"wrote {output}: {report.output_frames} frames at {report.fps} fps ({faces}); report {report_uri(output)}"

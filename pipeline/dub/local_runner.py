@@ -10,6 +10,7 @@ import logging
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,21 @@ from musedub.pipeline.media.stitch import stitch
 log = logging.getLogger(__name__)
 
 
-def track_job(plan: JobPlan, track: TrackFacesStage, seconds: Counter[str]) -> list[Row]:
-    """Every face of the whole source, chunk by chunk as the cluster does; a line per chunk, so a
-    long video shows progress from its first seconds, not after tracking."""
+PhaseProgress = Callable[[str, int, int, float], None]  # (phase, done, total, frames/s)
+
+
+def track_job(
+    plan: JobPlan, track: TrackFacesStage, seconds: Counter[str], progress: PhaseProgress | None = None
+) -> list[Row]:
+    """Every face of the whole source, chunk by chunk as the cluster does; a line per chunk (and
+    `progress`), so a long video shows progress from its first seconds, not after tracking."""
     chunks = []
     started = time.perf_counter()
     for start, stop in plan.track_chunks():
         chunks.append(timed(track, plan.chunk_row(start, stop), seconds))
         rate = stop / max(time.perf_counter() - started, 1e-6)
+        if progress is not None:
+            progress("faces tracked", stop, plan.video_frames, rate)
         log.info(
             "job %s: faces tracked in frames %d-%d of %d (%.1f frames/s)",
             plan.job_id,
@@ -82,8 +90,9 @@ class LocalRunner:
                 stage.setup()
             self._ready = True
 
-    def dub(self, video: str, audio: str, output: str) -> DubReport:
-        """Dub one video; raises InputError (nothing written) for bad inputs."""
+    def dub(self, video: str, audio: str, output: str, progress: PhaseProgress | None = None) -> DubReport:
+        """Dub one video; raises InputError (nothing written) for bad inputs. `progress` hears of each
+        tracked chunk and each written segment."""
         started = time.perf_counter()
         plan = plan_job(None, video, audio, output, self.options, self.weights)
         self.setup()
@@ -91,10 +100,11 @@ class LocalRunner:
             "job %s: %s; dub audio %.2f s -> %d frames", plan.job_id, plan.description, plan.audio_seconds, plan.total
         )
         seconds: Counter[str] = Counter({"probe": plan.plan_seconds})
-        choice = choose_faces(plan, track_job(plan, self.track, seconds))
+        choice = choose_faces(plan, track_job(plan, self.track, seconds, progress))
         require_a_face(video, len(choice.tracks))
         statuses: Counter[str] = Counter()
         segments = plan.segments()
+        dubbing = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="musedub-") as work:
             files = []
             for segment in segments:
@@ -113,6 +123,9 @@ class LocalRunner:
                     len(segments),
                     segment.frames,
                 )
+                if progress is not None:
+                    rate = segment.stop / max(time.perf_counter() - dubbing, 1e-6)
+                    progress("frames dubbed", segment.stop, plan.total, rate)
             tick = time.perf_counter()
             stitched = Path(work) / "stitched.mp4"
             stitch(files, plan.fps_fraction, audio, stitched)

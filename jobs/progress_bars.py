@@ -1,0 +1,109 @@
+"""Progress bars on a terminal (stderr), for `dub` and `batch`; plain lines everywhere else.
+
+Bars are drawn on stderr only, so stdout stays clean for JSON and tables. They are fed by the
+running pipeline: a batch's bar moves as segments finish, a dub's as chunks are tracked and
+segments written.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from musedub.infra.webhook import Webhook
+from musedub.jobs.batch_lines import BatchLines
+from musedub.pipeline.dub.batch import JobState
+from musedub.pipeline.dub.outcome import JobOutcome
+
+
+def on_terminal(stream: TextIO | None = None) -> bool:
+    return (stream or sys.stderr).isatty()
+
+
+def _bars(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("frames, {task.fields[fps]:.1f} fps"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+class BatchBars(BatchLines):
+    """A bar for the batch (jobs done, failed, frames, fps, ETA) and one per job in flight; the
+    webhook and the committed/failed lines work as with plain lines."""
+
+    def __init__(self, hook: Webhook | None = None, run_id: str = "", console: Console | None = None) -> None:
+        super().__init__(hook, run_id)
+        self.console = console or Console(stderr=True)
+        self.bars = _bars(self.console)
+        self.batch: TaskID | None = None
+        self.jobs: dict[str, TaskID] = {}
+        self.ended = {"done": 0, "failed": 0, "up to date": 0}
+
+    def _describe(self) -> str:
+        ended = self.ended
+        return f"batch: {ended['done']} done, {ended['failed']} failed, {ended['up to date']} up to date"
+
+    def planned(self, total_frames: int) -> None:
+        super().planned(total_frames)
+        self.bars.start()
+        self.batch = self.bars.add_task(self._describe(), total=total_frames, fps=0.0)
+
+    def segment_done(self, state: JobState, frames: int) -> None:
+        self.count(state, frames)
+        job = state.plan.job_id
+        if job not in self.jobs:
+            self.jobs[job] = self.bars.add_task(f"  {escape(job)}", total=state.plan.total, fps=0.0)
+        done, rate = self.per_job_rate(job)
+        self.bars.update(self.jobs[job], completed=done, fps=rate)
+        if self.batch is not None:
+            self.bars.update(self.batch, completed=self.frames, fps=self.batch_rate())
+
+    def job_done(self, outcome: JobOutcome) -> None:
+        self.ended[outcome.status] = self.ended.get(outcome.status, 0) + 1
+        task = self.jobs.pop(outcome.job_id, None)
+        if task is not None:
+            self.bars.remove_task(task)
+        if self.batch is not None:
+            self.bars.update(self.batch, description=self._describe())
+        self.console.print(self.job_line(outcome), markup=False, highlight=False)
+        self.notify(outcome)
+
+    def close(self) -> None:
+        self.bars.stop()
+
+
+class DubBars:
+    """Two bars for one dub: faces tracked (source frames), then frames dubbed (output frames)."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.bars = _bars(console or Console(stderr=True))
+        self.tasks: dict[str, TaskID] = {}
+
+    def phase(self, name: str, done: int, total: int, fps: float) -> None:
+        if not self.tasks:
+            self.bars.start()
+        if name not in self.tasks:
+            self.tasks[name] = self.bars.add_task(name, total=total, fps=0.0)
+        self.bars.update(self.tasks[name], completed=done, fps=fps)
+
+    def close(self) -> None:
+        self.bars.stop()
