@@ -12,6 +12,7 @@ Row keys read and added:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +38,8 @@ from musedub.pipeline.media.frame_rate import parse_fps
 from musedub.pipeline.media.frames import FrameReader
 from musedub.pipeline.media.index import video_info
 
+log = logging.getLogger(__name__)
+
 
 def require_a_face(video: str, tracks: int) -> None:
     """A job whose video shows no face in any frame fails (in `dub` and in `batch` alike): passing
@@ -51,8 +54,15 @@ def gap_frames(fps: Fraction) -> int:
 
 
 def source_level(video: str, fps: Fraction, start: int, stop: int) -> np.ndarray:
-    """The source's own audio level (dB) under frames [start, stop) -> (n,); NaN without audio."""
-    decoded = decode_audio_span(video, float(start / fps), float((stop - start) / fps))
+    """The source's own audio level (dB) under frames [start, stop) -> (n,); NaN without audio.
+
+    An unreadable audio track counts as none (with a warning): the dub never needed it before
+    speakers were detected, and `--speaker auto` then dubs the largest face."""
+    try:
+        decoded = decode_audio_span(video, float(start / fps), float((stop - start) / fps))
+    except InputError as exc:
+        log.warning("%s; frames %d-%d are tracked as if the video had no audio", exc, start, stop)
+        decoded = None
     if decoded is None:
         return np.full(stop - start, np.nan, np.float32)
     samples, rate = decoded
