@@ -34,7 +34,9 @@ def voiced_frames(level_db: np.ndarray) -> np.ndarray:
     """Frames loud enough to carry speech -> bool (n,), relative to the file's own loud frames."""
     if len(level_db) == 0:
         return np.zeros(0, bool)
-    loud = float(np.percentile(level_db, 95))
+    if np.isnan(level_db).all():
+        return np.zeros(len(level_db), bool)
+    loud = float(np.nanpercentile(level_db, 95))  # NaN frames (unreadable audio) are not voiced
     return level_db > max(loud - QUIET_BELOW_PEAK_DB, ABSOLUTE_QUIET_DB)
 
 

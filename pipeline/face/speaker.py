@@ -71,8 +71,8 @@ def speaking_scores(
         return np.zeros(n, np.float32)
     half = max(2, round(fps / 2))  # a window of about one second
     window = 2 * half + 1
-    loud = float(np.percentile(level_db, 95))
-    level = np.maximum(level_db.astype(np.float64), loud - 40.0)  # depths of silence carry no rhythm
+    loud = float(np.nanpercentile(level_db, 95))  # NaN: a span whose audio could not be read
+    level = np.maximum(level_db.astype(np.float64), loud - 40.0)  # depths of silence carry no rhythm; NaN stays
     frames = np.arange(start, start + n)
     mouth = opening.astype(np.float64)
 

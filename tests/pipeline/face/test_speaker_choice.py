@@ -164,3 +164,11 @@ def test_speaking_frames_keeps_the_face_that_speaks_and_drops_it_under_a_voice_o
     level = frame_energy(samples, rate, FPS, 100)
     speaks = speaking_frames(track.landmarks, track.shot, level, FPS, voiced_frames(level), 12)
     assert speaks[:50].mean() > 0.8 and not speaks[50:].any()
+
+
+def test_a_span_of_unreadable_source_audio_only_blinds_that_span(scene: dict) -> None:
+    level = scene["level"].copy()
+    level[:40] = np.nan  # a chunk whose audio track could not be read
+    shot = np.zeros(N, np.int32)
+    choice = choose(scene["tracks"], shot, level, voiced_frames(level), "auto", FPS, (640, 360), 0.5, "clip.mp4")
+    assert np.all(choice.primary[60:100] == 1)  # the speaker, where the audio is known
