@@ -20,6 +20,7 @@ from talking_faces import Face, Shot, write_dialogue
 from musedub.jobs.cli import main
 from musedub.models.weights.layout import WeightsLayout
 from musedub.pipeline.dub.face_stages import TrackFacesStage
+from musedub.pipeline.dub.job_faces import choose_in_video
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.index import remember
@@ -129,22 +130,18 @@ def test_an_unknown_track_id_fails_the_job_naming_the_ids_there_are(
 
 
 @pytest.mark.slow
-def test_with_syncnet_weights_syncnet_scores_who_speaks(
-    dialogue: Path, training_weights: WeightsLayout, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_with_syncnet_weights_syncnet_scores_who_speaks(dialogue: Path, training_weights: WeightsLayout) -> None:
     """The random SyncNet says nothing true; this shows that it, not the mouth-loudness rule, ran:
     its probabilities cover the frames of 16-frame windows where each face is seen."""
-    sheet = tmp_path / "sheet.png"
-    args = ["faces", str(dialogue), "--landmarks", "dlib", "--weights", str(training_weights.root), "--json"]
-    assert main([*args, "--sheet", str(sheet)]) == 0
-    listing = json.loads(capsys.readouterr().out)
-    assert listing["detector"] == "syncnet" and len(listing["tracks"]) == 6
-    stage = TrackFacesStage(str(training_weights.root), DubOptions(landmarks="dlib"))
+    options = DubOptions(landmarks="dlib")
+    stage = TrackFacesStage(str(training_weights.root), options)
     stage.setup()
     info = probe_video(str(dialogue))
     remember("syncnet-test", info)
     row = {"job_key": "syncnet-test", "video": str(dialogue), "fps": "25", "still_fps": "25", "frame_count": 180}
-    out = stage({**row, "options": DubOptions(landmarks="dlib").model_dump_json(), "chunk_start": 0, "chunk_stop": 60})
+    out = stage({**row, "options": options.model_dump_json(), "chunk_start": 0, "chunk_stop": 60})
     sync, seen = out["sync"], ~np.isnan(out["faces"][:, :, 0, 0])
     assert sync.shape == (2, 60) and np.all(np.isfinite(sync) <= seen) and np.isfinite(sync[:, :56]).all()
     assert np.all(sync[np.isfinite(sync)] <= 1.0)
+    choice = choose_in_video([out], options, info)
+    assert choice.detector == "syncnet" and set(choice.scores) == {1, 2}
