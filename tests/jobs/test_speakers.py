@@ -47,6 +47,12 @@ def dialogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_dialogue(tmp_path_factory.mktemp("dialogue") / "dialogue.mp4", SHOTS, speech_a, speech_b, size=SIZE)
 
 
+def dub(video: Path, weights: WeightsLayout, out: Path, *flags: str) -> int:
+    """`musedub dub` of `video` with speech B as the dub audio, dlib landmarks."""
+    args = ["--video", str(video), "--audio", str(DATA / "speech_b_16k.wav"), "--output", str(out)]
+    return main(["dub", *args, "--weights", str(weights.root), "--landmarks", "dlib", *flags])
+
+
 def lower_face(face: Face) -> tuple[slice, slice]:
     """Rows and columns of the lower half of a face's box on the canvas."""
     cx, cy = face.centre[0] * SIZE[0], face.centre[1] * SIZE[1]
@@ -90,9 +96,7 @@ def test_auto_dubs_the_speaker_not_the_larger_face_and_leaves_a_silent_shot_unto
     dialogue: Path, tiny_weights: WeightsLayout, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "dubbed.mp4"
-    args = ["--video", str(dialogue), "--audio", str(DATA / "speech_b_16k.wav"), "--output", str(out)]
-    flags = ["--weights", str(tiny_weights.root), "--landmarks", "dlib", "--length-policy", "trim-audio"]
-    assert main(["dub", *args, *flags]) == 0
+    assert dub(dialogue, tiny_weights, out, "--length-policy", "trim-audio") == 0
     source, dubbed = decoded(dialogue), decoded(out)
     assert len(dubbed) == len(source) == 3 * SHOT
 
@@ -121,9 +125,7 @@ def test_an_unknown_track_id_fails_the_job_naming_the_ids_there_are(
     dialogue: Path, tiny_weights: WeightsLayout, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "never.mp4"
-    args = ["--video", str(dialogue), "--audio", str(DATA / "speech_b_16k.wav"), "--output", str(out)]
-    flags = ["--weights", str(tiny_weights.root), "--landmarks", "dlib", "--speaker", "track:9"]
-    assert main(["dub", *args, *flags]) == 2
+    assert dub(dialogue, tiny_weights, out, "--speaker", "track:9") == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("musedub: error: --speaker track:9: video") and "has tracks 1..6" in err
     assert not out.exists() and not list(tmp_path.iterdir())
