@@ -112,29 +112,50 @@ class FaceChoice:
         return float(found[frame - start]) if found is not None and 0 <= frame - start < len(found) else float("nan")
 
 
-def _seen(tracks: list[Track], frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dense (G, N) bool seen and (G, N) float face height, G tracks in id order."""
-    seen = np.zeros((len(tracks), frames), bool)
-    size = np.zeros((len(tracks), frames), np.float32)
-    for g, t in enumerate(tracks):
-        seen[g, t.start : t.stop] = t.seen
-        size[g, t.start : t.stop] = t.sizes()
-    return seen, size
+def _over(track: Track, values: np.ndarray, a: int, b: int) -> np.ndarray:
+    """A per-frame array of a track's span, over frames [a, b) instead (zeros outside its span)."""
+    out = np.zeros(b - a, values.dtype)
+    lo, hi = max(a, track.start), min(b, track.stop)
+    if lo < hi:
+        out[lo - a : hi - a] = values[lo - track.start : hi - track.start]
+    return out
+
+
+def seen_in(track: Track, a: int, b: int) -> np.ndarray:
+    """(b - a,) bool: the track is seen in frames [a, b)."""
+    return _over(track, track.seen, a, b)
+
+
+def _shots(shot: np.ndarray) -> list[tuple[int, int]]:
+    """Frame spans [a, b) of the shots."""
+    edges = np.concatenate([[0], np.flatnonzero(shot[1:] != shot[:-1]) + 1, [len(shot)]])
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
 
 
 def _largest(tracks: list[Track], shot: np.ndarray) -> np.ndarray:
-    """Follow the largest face of a shot while it is seen; then the largest again."""
+    """Follow the largest face of a shot while it is seen; then the largest again. Dense arrays are
+    per shot (its tracks x its frames), never per film."""
     primary = np.zeros(len(shot), np.int32)
-    if not tracks:
-        return primary
-    seen, size = _seen(tracks, len(shot))
-    ids = np.array([t.id for t in tracks], np.int32)
-    current = -1
-    for f in range(len(shot)):
-        if f == 0 or shot[f] != shot[f - 1] or current < 0 or not seen[current, f]:
-            current = int(np.argmax(np.where(seen[:, f], size[:, f], -1.0))) if seen[:, f].any() else -1
-        primary[f] = ids[current] if current >= 0 else 0
+    in_shot = _by_shot(tracks)
+    for a, b in _shots(shot):
+        members = in_shot.get(int(shot[a]), [])
+        if not members:
+            continue
+        seen = np.stack([seen_in(t, a, b) for t in members])  # (G, b - a)
+        size = np.stack([np.where(seen_in(t, a, b), _over(t, t.sizes(), a, b), -1.0) for t in members])
+        current = -1
+        for f in range(b - a):
+            if current < 0 or not seen[current, f]:
+                current = int(np.argmax(size[:, f])) if seen[:, f].any() else -1
+            primary[a + f] = members[current].id if current >= 0 else 0
     return primary
+
+
+def _by_shot(tracks: list[Track]) -> dict[int, list[Track]]:
+    grouped: dict[int, list[Track]] = {}
+    for t in tracks:
+        grouped.setdefault(t.shot, []).append(t)
+    return grouped
 
 
 def _nearest_point(
@@ -142,17 +163,14 @@ def _nearest_point(
 ) -> np.ndarray:
     primary = np.zeros(len(shot), np.int32)
     target = np.array([point[0] * size[0], point[1] * size[1]])
-    for s in np.unique(shot):
-        members = [t for t in tracks if t.shot == s]
-        if not members:
-            continue
+    for members in _by_shot(tracks).values():
         distance = [float(np.linalg.norm(np.nanmean(t.centres(), axis=0) - target)) for t in members]
         best = members[int(np.argmin(distance))]
         primary[best.start : best.stop][best.seen] = best.id
     return primary
 
 
-def _steady(primary: np.ndarray, shot: np.ndarray, seen: dict[int, np.ndarray], min_span: int) -> np.ndarray:
+def _steady(primary: np.ndarray, shot: np.ndarray, tracks: dict[int, Track], min_span: int) -> np.ndarray:
     """Runs shorter than `min_span` within a shot take the previous run's track (else the next's)
     where that track is seen."""
     out = primary.copy()
@@ -166,12 +184,12 @@ def _steady(primary: np.ndarray, shot: np.ndarray, seen: dict[int, np.ndarray], 
         for other in neighbours:
             if other is not None and shot[other[0]] == shot[a]:
                 value = int(out[other[0]])
-                out[a:b] = np.where(seen[value][a:b], value, 0) if value else 0
+                out[a:b] = np.where(seen_in(tracks[value], a, b), value, 0) if value else 0
                 break
     return out
 
 
-def _nearest_speaker(primary: np.ndarray, shot: np.ndarray, seen: dict[int, np.ndarray]) -> np.ndarray:
+def _nearest_speaker(primary: np.ndarray, shot: np.ndarray, tracks: dict[int, Track]) -> np.ndarray:
     """Per frame nobody speaks in: the speaker nearest in time in the same shot, if seen there."""
     n = len(primary)
     fallback = np.zeros(n, np.int32)
@@ -188,7 +206,7 @@ def _nearest_speaker(primary: np.ndarray, shot: np.ndarray, seen: dict[int, np.n
     for f in np.flatnonzero(primary == 0):
         options = sorted(((f - last_at[f], last[f]), (next_at[f] - f, nxt[f])))
         for _, t in options:
-            if t and seen[int(t)][f]:
+            if t and tracks[int(t)].present(int(f)):
                 fallback[f] = t
                 break
     return fallback
@@ -210,8 +228,9 @@ def choose(
     policy = parse_speaker(speaker)
     n = len(shot)
     by_id = {t.id: t for t in tracks}
-    seen_dense, _ = _seen(tracks, n)
-    seen = {t.id: seen_dense[g] for g, t in enumerate(tracks)}
+    faces_seen = np.zeros(n, bool)
+    for t in tracks:
+        faces_seen[t.start : t.stop] |= t.seen
     scores: dict[int, np.ndarray] = {}
     detector, threshold = "", SPEAKING
     fallback = np.zeros(n, np.int32)
@@ -220,7 +239,7 @@ def choose(
         if policy.track not in by_id:
             known = f"1..{len(tracks)}" if tracks else "none (no face found)"
             raise InputError(f"--speaker track:{policy.track}: video {video} has tracks {known}; see `musedub faces`")
-        primary = np.where(seen[int(policy.track)], policy.track, 0).astype(np.int32)
+        primary = np.where(seen_in(by_id[int(policy.track)], 0, n), policy.track, 0).astype(np.int32)
     elif policy.kind == "point":
         assert policy.point is not None
         primary = _nearest_point(tracks, shot, policy.point, frame_size)
@@ -242,8 +261,8 @@ def choose(
             wins = t.seen & (scores[t.id] >= best[span])
             primary[span][wins] = t.id
             best[span][wins] = scores[t.id][wins]
-        primary = _steady(primary, shot, seen, max(1, round(min_span_seconds * fps)))
-        fallback = _nearest_speaker(primary, shot, seen)
+        primary = _steady(primary, shot, by_id, max(1, round(min_span_seconds * fps)))
+        fallback = _nearest_speaker(primary, shot, by_id)
         why[:] = Why.SPEAKS
     why[primary == 0] = Why.NOBODY
-    return FaceChoice(by_id, shot, primary, why, fallback, scores, seen_dense.any(axis=0), detector, threshold)
+    return FaceChoice(by_id, shot, primary, why, fallback, scores, faces_seen, detector, threshold)
