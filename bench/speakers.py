@@ -41,7 +41,7 @@ from musedub.infra.sample_media import write_audio
 from musedub.models.landmarks import LandmarkDetector, load_landmark_detector
 from musedub.models.syncnet import SYNCNET_CONFIG, SyncNet
 from musedub.pipeline.core.stage import Row
-from musedub.pipeline.dub.face_stages import TrackFacesStage, gap_frames, source_16k_around, source_level
+from musedub.pipeline.dub.face_stages import TrackFacesStage, gap_frames, source_level, source_mel_windows
 from musedub.pipeline.dub.job_faces import choose_in_video
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.plan import track_chunks
@@ -260,9 +260,9 @@ def syncnet_asd(info: VideoInfo, rows: Sequence[Row], options: DubOptions) -> fl
     start = time.perf_counter()
     for row in scored:
         a, b = row["chunk_start"], row["chunk_stop"]
-        samples = source_16k_around(info.uri, info.fps, a, b)
+        windows = source_mel_windows(info.uri, info.fps, a, b)
         with FrameReader(info) as reader:
-            row["sync"] = scorer.scores(reader.frames(range(a, b)), row["faces"], samples, info.height)
+            row["sync"] = scorer.scores(reader.frames(range(a, b)), row["faces"], windows, info.height)
     choose_in_video(scored, options, info)
     return time.perf_counter() - start
 

@@ -25,6 +25,7 @@ from musedub.models.syncnet import SYNC_FRAMES, SyncNet
 from musedub.models.vae import CROP_SIZE
 from musedub.models.weights.layout import WeightsLayout
 from musedub.models.weights.store import ModelStore
+from musedub.pipeline.audio.log_mel import log_mel, mel_window
 from musedub.pipeline.audio.voicing import frame_energy
 from musedub.pipeline.audio.windows import SAMPLE_RATE
 from musedub.pipeline.core.stage import Resources, Row
@@ -69,15 +70,17 @@ def source_level(video: str, fps: Fraction, start: int, stop: int) -> np.ndarray
     return frame_energy(samples, rate, fps, stop - start, start)
 
 
-def source_16k_around(video: str, fps: Fraction, start: int, stop: int) -> np.ndarray:
-    """The source audio at 16 kHz from MAX_OFFSET frames before `start` to as many after `stop`
-    plus a SyncNet window (zeros outside the audio)."""
+def source_mel_windows(video: str, fps: Fraction, start: int, stop: int) -> np.ndarray:
+    """SyncNet's (80, 64) log-mel windows of the source under frames [j, j + 16) for j from
+    MAX_OFFSET frames before `start` to as many after `stop` -> (n + 2K, 80, 64); zeros outside
+    the audio."""
     first = start - MAX_OFFSET
     frames = stop - start + 2 * MAX_OFFSET + SYNC_FRAMES
     decoded = decode_audio_span(video, max(first, 0) / float(fps), frames / float(fps), rate=SAMPLE_RATE)
     samples = decoded[0] if decoded is not None else np.zeros(0, np.float32)
     lead = np.zeros(round(max(-first, 0) * SAMPLE_RATE / float(fps)), np.float32)
-    return np.concatenate([lead, samples])
+    mel = log_mel(np.concatenate([lead, samples]))
+    return np.stack([mel_window(mel, j) for j in range(stop - start + 2 * MAX_OFFSET)])
 
 
 @dataclass
@@ -132,9 +135,9 @@ class TrackFacesStage:
         level = source_level(row["video"], fps, start, stop)
         sync = np.full(faces.landmarks.shape[:2], np.nan, np.float32)  # (T, n)
         if self._sync is not None and syncnet_fits(fps) and faces.tracks and not np.isnan(level).all():
-            samples = source_16k_around(row["video"], fps, start, stop)
+            windows = source_mel_windows(row["video"], fps, start, stop)
             with FrameReader(info) as reader:
-                sync = self._sync.scores(reader.frames(range(start, stop)), faces.landmarks, samples, info.height)
+                sync = self._sync.scores(reader.frames(range(start, stop)), faces.landmarks, windows, info.height)
         return {**row, "faces": faces.landmarks, "cuts": faces.cuts, "level_db": level, "sync": sync}
 
 

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from musedub.models.syncnet import SYNC_FRAMES, SyncNet
-from musedub.pipeline.audio.log_mel import log_mel, mel_window
 from musedub.pipeline.face.crop_geometry import crop_box, crop_face
 from musedub.pipeline.face.speaker import MAX_OFFSET, OFFSET_COST
 
@@ -38,18 +37,17 @@ class SyncScorer:
 
     @torch.inference_mode()
     def scores(
-        self, frames: Iterable[np.ndarray], landmarks: np.ndarray, samples_16k: np.ndarray, frame_height: int
+        self, frames: Iterable[np.ndarray], landmarks: np.ndarray, mel_windows: np.ndarray, frame_height: int
     ) -> np.ndarray:
         """Speaking probability per track and frame -> (T, n) float32, NaN where no window covers it.
 
-        `frames` yields the n frames that `landmarks` (T, n, 68, 2) describe; `samples_16k` is the
-        source audio from MAX_OFFSET frames (at 25 fps) before the first frame. Windows are embedded
-        as they fill, so memory holds 16 crops per track, not the chunk's.
+        `frames` yields the n frames that `landmarks` (T, n, 68, 2) describe; `mel_windows`
+        (n + 2K, 80, 64) holds the source's log-mel under frames [j - K, j - K + 16) for each j
+        (K = MAX_OFFSET). Face windows are embedded as they fill, so memory holds 16 crops per
+        track, not the chunk's.
         """
         tracks, n = landmarks.shape[:2]
-        mel = log_mel(samples_16k)
-        windows = np.stack([mel_window(mel, j) for j in range(n + 2 * MAX_OFFSET)])  # (n + 2K, 80, 64)
-        audio = self.syncnet.embed_audio(torch.from_numpy(windows)).numpy()  # row j: frames [j - K, j - K + 16)
+        audio = self.syncnet.embed_audio(torch.from_numpy(mel_windows)).numpy()  # (n + 2K, E)
         recent: list[deque[tuple[int, np.ndarray]]] = [deque(maxlen=SYNC_FRAMES) for _ in range(tracks)]
         found: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(tracks)]  # (window start, P per offset)
         for i, frame in enumerate(frames):
