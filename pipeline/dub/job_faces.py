@@ -28,6 +28,7 @@ WHY_TEXT = {
     Why.SPOKE_NEAR: "nobody speaks here; the dub is voiced and this face speaks nearest in the shot",
     Why.CHOSEN: "chosen by --speaker",
     Why.NO_SOURCE_AUDIO: "the source has no audio: the largest face",
+    Why.NO_SPEAKER_SEEN: "no face is seen speaking anywhere in the source: the largest face",
 }
 
 

@@ -3,7 +3,7 @@
 - `auto` (default): in each span, the track that speaks in the source (`speaker.py`). Where nobody
   speaks, while the dub audio is voiced, the track that speaks nearest in time in the same shot
   (before or after, if it is on screen); otherwise nobody: the frames pass through. A source with
-  no audio track falls back to `largest`.
+  no audio track, or one where no face is seen speaking anywhere, falls back to `largest`.
 - `largest`: the largest face at a shot's start, followed while it is seen, then the largest again.
 - `x,y`: in each shot, the track whose mean position is nearest that point (0..1 of width, height).
 - `track:N`: the track with that id (`musedub faces VIDEO` lists them).
@@ -37,6 +37,7 @@ class Why(IntEnum):
     SPOKE_NEAR = 2  # nobody speaks here, the dub is voiced, and it speaks nearest in the shot
     CHOSEN = 3  # by --speaker largest, X,Y or track:N
     NO_SOURCE_AUDIO = 4  # auto, but the source has no audio: the largest face
+    NO_SPEAKER_SEEN = 5  # auto, but no face speaks anywhere in the source: the largest face
 
 
 @dataclass(frozen=True)
@@ -264,5 +265,8 @@ def choose(
         primary = _steady(primary, shot, by_id, max(1, round(min_span_seconds * fps)))
         fallback = _nearest_speaker(primary, shot, by_id)
         why[:] = Why.SPEAKS
+        if not primary.any():  # a detector that sees nobody speak in a whole video has failed, or
+            primary = _largest(tracks, shot)  # it is all voice-over: dub the largest face, and say so
+            why[:] = Why.NO_SPEAKER_SEEN
     why[primary == 0] = Why.NOBODY
     return FaceChoice(by_id, shot, primary, why, fallback, scores, faces_seen, detector, threshold)

@@ -172,3 +172,10 @@ def test_a_span_of_unreadable_source_audio_only_blinds_that_span(scene: dict) ->
     shot = np.zeros(N, np.int32)
     choice = choose(scene["tracks"], shot, level, voiced_frames(level), "auto", FPS, (640, 360), 0.5, "clip.mp4")
     assert np.all(choice.primary[60:100] == 1)  # the speaker, where the audio is known
+
+
+def test_when_no_face_is_seen_speaking_anywhere_auto_dubs_the_largest_and_says_why(scene: dict) -> None:
+    """A presenter whose mouth the detector cannot read must not come out undubbed."""
+    still = [Track(t.id, t.shot, t.start, np.repeat(t.landmarks[:1], N, axis=0)) for t in scene["tracks"]]
+    choice = choose(still, np.zeros(N, np.int32), scene["level"], scene["voiced"], "auto", FPS, (640, 360), 0.5, "v")
+    assert np.all(choice.primary == 2) and np.all(choice.why == Why.NO_SPEAKER_SEEN)
