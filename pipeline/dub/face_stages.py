@@ -31,7 +31,7 @@ from musedub.pipeline.audio.windows import SAMPLE_RATE
 from musedub.pipeline.core.stage import Resources, Row
 from musedub.pipeline.dub.options import DubOptions, job_options
 from musedub.pipeline.face.crop_geometry import FaceStatus, crop_box, crop_face, face_status
-from musedub.pipeline.face.multi_track import MultiFaceTracker
+from musedub.pipeline.face.multi_track import MultiFaceTracker, SpanFaces
 from musedub.pipeline.face.speaker import MAX_OFFSET
 from musedub.pipeline.face.sync_speaker import SyncScorer, syncnet_fits
 from musedub.pipeline.media.audio_decode import decode_audio_span
@@ -131,7 +131,13 @@ class TrackFacesStage:
             gap=gap_frames(fps),
         )
         with FrameReader(info) as reader:
-            faces = tracker.track(reader.frames(range(lo, hi)), radius).trimmed(start - lo, stop - lo)
+            if info.still:  # one picture shown for the whole audio: track it once, not once per frame
+                one = tracker.track(reader.frames([0]), radius)
+                cuts = np.zeros(stop - start, bool)
+                cuts[0] = start == 0
+                faces = SpanFaces(np.repeat(one.landmarks, stop - start, axis=1), cuts)  # (T, n, 68, 2)
+            else:
+                faces = tracker.track(reader.frames(range(lo, hi)), radius).trimmed(start - lo, stop - lo)
         level = source_level(row["video"], fps, start, stop)
         sync = np.full(faces.landmarks.shape[:2], np.nan, np.float32)  # (T, n)
         if self._sync is not None and syncnet_fits(fps) and faces.tracks and not np.isnan(level).all():
