@@ -184,10 +184,10 @@ def test_preprocess_index_train_and_dub(
                 **common,
                 "stage": 2,
                 "run_name": "s2",
-                "steps": 8,
-                "checkpoint_every": 8,
+                "steps": 4,
+                "checkpoint_every": 4,
                 "unet_from": str(checkpoint1),
-                "gan_start": 4,
+                "gan_start": 2,
                 "discriminator_width": 8,
             }
         )
@@ -195,7 +195,7 @@ def test_preprocess_index_train_and_dub(
     assert main(["train", str(stage2), "--address", ray_cluster]) == 0
     metrics = capsys.readouterr().out
     assert "gan_face" in metrics and "sync" in metrics and "discriminator" in metrics
-    checkpoint2 = runs / "s2" / "step-00000008"
+    checkpoint2 = runs / "s2" / "step-00000004"
 
     composed = tmp_path / "trained-weights"
     assert main(["weights", "compose", str(weights), str(checkpoint2), str(composed)]) == 0
