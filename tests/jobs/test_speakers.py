@@ -88,7 +88,7 @@ def test_faces_lists_every_track_with_who_speaks_and_a_contact_sheet(
 
 @pytest.mark.slow
 def test_auto_dubs_the_speaker_not_the_larger_face_and_leaves_a_silent_shot_untouched(
-    dialogue: Path, tiny_weights: WeightsLayout, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    dialogue: Path, tiny_weights: WeightsLayout, tmp_path: Path
 ) -> None:
     out = tmp_path / "dubbed.mp4"
     assert dub(dialogue, tiny_weights, out, "--length-policy", "trim-audio") == 0
