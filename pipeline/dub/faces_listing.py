@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from musedub.pipeline.audio.voicing import runs
 from musedub.pipeline.dub.face_stages import TrackFacesStage, require_a_face
 from musedub.pipeline.dub.job_faces import choose_in_video
 from musedub.pipeline.dub.options import DubOptions
@@ -40,13 +41,12 @@ class FacesListing:
         fps = self.info.fps
         rows = []
         for t in self.choice.tracks.values():
-            seen = np.flatnonzero(t.seen) + t.start
             row: dict[str, Any] = {
                 "track": t.id,
                 "shot": int(t.shot),
                 "frames": [int(t.start), int(t.stop)],
                 "seconds": [round(float(t.start / fps), 2), round(float(t.stop / fps), 2)],
-                "seen_frames": int(len(seen)),
+                "seen_frames": int(t.seen.sum()),
                 "mean_height_px": round(float(t.sizes()[t.seen].mean()), 1),
             }
             scores = self.choice.scores.get(t.id)
@@ -98,11 +98,10 @@ class FacesListing:
 
 def _speaking_spans(speaks: np.ndarray, scores: np.ndarray, start: int, fps: Any) -> list[tuple[float, float, float]]:
     """(start s, stop s, mean score) of each run of frames that speak."""
-    speaking = np.concatenate([[False], speaks, [False]])
-    edges = np.flatnonzero(speaking[1:] != speaking[:-1]).reshape(-1, 2)  # (runs, 2) start, stop
     return [
         (round(float((start + a) / fps), 2), round(float((start + b) / fps), 2), round(float(scores[a:b].mean()), 3))
-        for a, b in edges
+        for a, b, speaking in runs(speaks)
+        if speaking
     ]
 
 

@@ -77,11 +77,13 @@ class JobPlan:
     media_index: str = ""  # the probed video's index file, for stages in other processes
     rest_spans: tuple[tuple[int, int], ...] = ()  # output frames [a, b) where the dub audio is silent
 
-    def rest_frames(self) -> np.ndarray:
-        """(total,) bool: the dub audio is silent for 0.3 s or more around the frame."""
-        rest = np.zeros(self.total, bool)
+    def rest_frames(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """(stop - start,) bool over output frames [start, stop) (default: all): the dub audio is
+        silent for 0.3 s or more around the frame."""
+        stop = self.total if stop is None else stop
+        rest = np.zeros(stop - start, bool)
         for a, b in self.rest_spans:
-            rest[a:b] = True
+            rest[max(a, start) - start : max(min(b, stop) - start, 0)] = True
         return rest
 
     def __post_init__(self) -> None:
@@ -116,7 +118,7 @@ class JobPlan:
     def segment_row(self, segment: Segment, choice: FaceChoice) -> Row:
         """A segment's frames, with the face `choice` dubs in each and where the dub audio rests."""
         source = source_frames(segment.start, segment.stop, self.video_frames, self.options.length_policy)
-        rest = self.rest_frames()[segment.start : segment.stop]
+        rest = self.rest_frames(segment.start, segment.stop)
         faces = choice.for_output(source, rest)
         return {
             **self.base_row(),

@@ -127,9 +127,9 @@ def seen_in(track: Track, a: int, b: int) -> np.ndarray:
     return _over(track, track.seen, a, b)
 
 
-def _shots(shot: np.ndarray) -> list[tuple[int, int]]:
-    """Frame spans [a, b) of the shots."""
-    edges = np.concatenate([[0], np.flatnonzero(shot[1:] != shot[:-1]) + 1, [len(shot)]])
+def _shots(values: np.ndarray) -> list[tuple[int, int]]:
+    """Frame spans [a, b) of the runs of equal values (of shot numbers: the shots)."""
+    edges = np.concatenate([[0], np.flatnonzero(values[1:] != values[:-1]) + 1, [len(values)]])
     return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
 
 
@@ -175,9 +175,7 @@ def _steady(primary: np.ndarray, shot: np.ndarray, tracks: dict[int, Track], min
     """Runs shorter than `min_span` within a shot take the previous run's track (else the next's)
     where that track is seen."""
     out = primary.copy()
-    key = out.astype(np.int64) * (int(shot.max(initial=0)) + 1) + shot  # equal (track, shot) pairs
-    edges = np.concatenate([[0], np.flatnonzero(key[1:] != key[:-1]) + 1, [len(key)]])
-    spans = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+    spans = _shots(out.astype(np.int64) * (int(shot.max(initial=0)) + 1) + shot)  # runs of one (track, shot)
     for k, (a, b) in enumerate(spans):
         if b - a >= min_span:
             continue
