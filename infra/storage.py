@@ -19,6 +19,7 @@ from typing import IO
 
 import fsspec
 
+from musedub.infra.block_cache import BLOCK, BlockCachedReader
 from musedub.infra.errors import InputError
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
@@ -135,39 +136,88 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, path
 
 
-READ_BLOCK = 4 * 2**20
+def _remote_identity(info: dict) -> str:
+    """What identifies a remote object's content: its ETag/MD5 (or size and mtime where the store has none)."""
+    for key in ("ETag", "etag", "md5Hash", "crc32c"):
+        if info.get(key):
+            return f"{key.lower()}:{str(info[key]).strip(chr(34))}"
+    return f"size-mtime:{info.get('size')}:{info.get('LastModified') or info.get('mtime')}"
+
+
+def _local_identity(path: Path) -> str:
+    stat = path.stat()
+    return f"size-mtime:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def identity(uri: str, what: str) -> str:
+    """A cheap content identity (a HEAD on object stores, a stat locally) that planning records and
+    every later open of the input checks (`open_input(expect=...)`), so a job never mixes two
+    versions of an object that changed while it ran."""
+    validate_uri(uri, what)
+    if is_local(uri):
+        path = local_path(uri)
+        if not path.is_file():
+            raise InputError(f"{what} {uri} does not exist or is not a file: check the path")
+        return _local_identity(path)
+    fs, path = filesystem(uri)
+    try:
+        return _remote_identity(fs.info(path))
+    except (FileNotFoundError, PermissionError, OSError) as exc:
+        raise InputError(f"{what} {uri} cannot be read ({type(exc).__name__}): check the URI and access") from None
+
+
+def _check_unchanged(uri: str, what: str, expect: str | None, found: str) -> None:
+    if expect and found != expect:
+        raise InputError(
+            f"{what} {uri} changed after its job was planned (was {expect}, now {found}): "
+            "nothing was written; run the job again to dub the new version"
+        )
 
 
 @contextmanager
-def open_input(uri: str, what: str) -> Iterator[str | IO[bytes]]:
-    """Yield a local path (for local inputs) or an open binary file (for remote ones), which reads
-    ahead READ_BLOCK bytes per request: a decoder seeking to one segment fetches that span, not
-    s3fs's default 50 MiB (which, for most files, is the whole object).
+def open_input(uri: str, what: str, expect: str | None = None) -> Iterator[str | IO[bytes]]:
+    """Yield a local path (for local inputs) or a seekable binary file (for remote ones) whose reads
+    go through the node's block cache (infra/block_cache.py): each byte of a remote object is
+    fetched once per node, by ranged GETs of one block, however many stages decode it.
 
-    Raises InputError naming `what` when the input does not exist or cannot be opened.
+    `expect` is the identity (`identity()`) planning recorded: an input found different fails.
+    Raises InputError naming `what` when the input does not exist, cannot be opened, or changed.
     """
     validate_uri(uri, what)
     if is_local(uri):
         path = local_path(uri)
         if not path.is_file():
             raise InputError(f"{what} {uri} does not exist or is not a file: check the path")
+        _check_unchanged(uri, what, expect, _local_identity(path) if expect else "")
         yield str(path)
         return
     fs, path = filesystem(uri)
     try:
-        handle = fs.open(path, "rb", block_size=READ_BLOCK)
+        handle = fs.open(path, "rb", block_size=BLOCK, cache_type="none")
     except (FileNotFoundError, PermissionError, OSError) as exc:
         raise InputError(f"{what} {uri} cannot be read ({type(exc).__name__}): check the URI and access") from None
     with handle:
-        yield handle
+        details = getattr(handle, "details", None) or fs.info(path)
+        found = _remote_identity(details)
+        _check_unchanged(uri, what, expect, found)
+        with BlockCachedReader(handle, canonical(uri), found, int(details["size"])) as reader:
+            yield reader
 
 
 def read_bytes(uri: str, what: str) -> bytes:
-    """The whole content of a small input (a manifest, a report); InputError naming `what` otherwise."""
-    with open_input(uri, what) as handle:
-        if isinstance(handle, str):
-            return Path(handle).read_bytes()
-        return handle.read()
+    """The whole, current content of a small input (a manifest, a report, a lease), read past the
+    block cache; InputError naming `what` otherwise."""
+    validate_uri(uri, what)
+    if is_local(uri):
+        path = local_path(uri)
+        if not path.is_file():
+            raise InputError(f"{what} {uri} does not exist or is not a file: check the path")
+        return path.read_bytes()
+    fs, path = filesystem(uri)
+    try:
+        return fs.cat_file(path)
+    except (FileNotFoundError, PermissionError, OSError) as exc:
+        raise InputError(f"{what} {uri} cannot be read ({type(exc).__name__}): check the URI and access") from None
 
 
 def exists(uri: str) -> bool:
@@ -222,15 +272,7 @@ def checksum(uri: str, what: str) -> str:
             while block := handle.read(1 << 20):
                 digest.update(block)
         return f"sha256:{digest.hexdigest()}"
-    fs, path = filesystem(uri)
-    try:
-        info = fs.info(path)
-    except (FileNotFoundError, PermissionError, OSError) as exc:
-        raise InputError(f"{what} {uri} cannot be read ({type(exc).__name__}): check the URI and access") from None
-    for key in ("ETag", "etag", "md5Hash", "crc32c"):
-        if info.get(key):
-            return f"{key.lower()}:{str(info[key]).strip(chr(34))}"
-    return f"size-mtime:{info.get('size')}:{info.get('LastModified') or info.get('mtime')}"
+    return identity(uri, what)
 
 
 def fetch_file(uri: str, local: Path, what: str) -> Path:

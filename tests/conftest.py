@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from s3_proxy import ObjectCounts, counting_proxy
 
 from musedub.infra.sample_media import write_audio
 from musedub.models.audio_encoder import WhisperAudioEncoder
@@ -120,6 +121,20 @@ def s3_bucket(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
     name = ("t-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()))[:50].strip("-")
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture()
+def s3_counts(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ObjectCounts]:
+    """What this process's S3 clients fetch, counted per object by a proxy in front of the test
+    server (tests/s3_proxy.py), with an empty block cache of the test's own."""
+    import s3fs
+
+    with counting_proxy(s3_endpoint) as (proxy, counts):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy)
+        monkeypatch.setenv("MUSEDUB_CACHE_DIR", str(tmp_path / "block-cache"))
+        s3fs.S3FileSystem.clear_instance_cache()
+        yield counts
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 @pytest.fixture(scope="session")

@@ -179,7 +179,7 @@ def _finish_remote(
                 for s in plan.segments()
             ]
             stitched = Path(tmp) / "stitched.mp4"
-            stitch(files, plan.fps_fraction, plan.audio, stitched)
+            stitch(files, plan.fps_fraction, plan.audio, stitched, plan.audio_identity)
             commit_file(stitched, plan.output, "output")
     except Exception as exc:
         record = errors.record(exc, plan.job_id, "stitch")

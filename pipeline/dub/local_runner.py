@@ -128,7 +128,7 @@ class LocalRunner:
                     progress("frames dubbed", segment.stop, plan.total, rate)
             tick = time.perf_counter()
             stitched = Path(work) / "stitched.mp4"
-            stitch(files, plan.fps_fraction, audio, stitched)
+            stitch(files, plan.fps_fraction, audio, stitched, plan.audio_identity)
             commit_file(stitched, output, "output")
             seconds["stitch+commit"] += time.perf_counter() - tick
         seconds["total"] = time.perf_counter() - started

@@ -38,15 +38,15 @@ class AudioPromptStage:
     def setup(self) -> None:
         self._prompter = AudioPrompter(ModelStore(self.weights).load_audio_encoder(self.device))
 
-    def _samples(self, uri: str) -> np.ndarray:
+    def _samples(self, uri: str, planned: str | None) -> np.ndarray:
         """The dub audio at 16 kHz, decoded once per job on this worker (segments come in order)."""
         if self._audio is None or self._audio[0] != uri:
-            self._audio = (uri, decode_audio_16k_mono(uri, "dub audio"))
+            self._audio = (uri, decode_audio_16k_mono(uri, "dub audio", planned))
         return self._audio[1]
 
     def __call__(self, row: Row) -> Row:
         assert self._prompter is not None, "setup() first"
-        samples = self._samples(row["audio"])
+        samples = self._samples(row["audio"], row.get("audio_identity"))
         fps = parse_fps(row["fps"])
         # the job key hashes the audio's checksum: windows are reused across the job's segments only
         prompts = self._prompter.for_waveform(samples, fps, row["start"], row["stop"], row["job_key"])

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from musedub.infra.errors import InputError
-from musedub.infra.storage import check_writable, checksum, same_location, validate_uri
+from musedub.infra.storage import check_writable, checksum, identity, same_location, validate_uri
 from musedub.pipeline.audio.voicing import frame_energy, rest_mask, runs
 from musedub.pipeline.audio.windows import SAMPLE_RATE, video_frame_count
 from musedub.pipeline.core.stage import Row
@@ -75,6 +75,7 @@ class JobPlan:
     key: str = field(init=False)
     plan_seconds: float = 0.0
     media_index: str = ""  # the probed video's index file, for stages in other processes
+    audio_identity: str = ""  # the dub audio as planned: every later read checks it (infra.storage.identity)
     rest_spans: tuple[tuple[int, int], ...] = ()  # output frames [a, b) where the dub audio is silent
 
     def rest_frames(self, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -110,6 +111,7 @@ class JobPlan:
             "still_fps": self.options.still_fps,
             "options": self.options.model_dump_json(),
             INDEX_KEY: self.media_index,
+            "audio_identity": self.audio_identity,
         }
 
     def chunk_row(self, start: int, stop: int) -> Row:
@@ -175,7 +177,8 @@ def plan_job(job_id: str | None, video: str, audio: str, output: str, options: D
             info.height,
             *even_size(info.width, info.height),
         )
-    samples = decode_audio_16k_mono(audio, "dub audio")
+    audio_identity = identity(audio, "dub audio")
+    samples = decode_audio_16k_mono(audio, "dub audio", audio_identity)
     total = output_frame_count(video_frame_count(len(samples), info.fps), info.frame_count, options.length_policy)
     if total == 0:
         raise InputError(
@@ -196,6 +199,7 @@ def plan_job(job_id: str | None, video: str, audio: str, output: str, options: D
         description=info.describe(),
         checksums={"video": checksum(video, "video"), "audio": checksum(audio, "dub audio")},
         plan_seconds=time.perf_counter() - started,
+        audio_identity=audio_identity,
         rest_spans=tuple(
             (a, b)
             for a, b, silent in runs(rest_mask(frame_energy(samples, SAMPLE_RATE, info.fps, total), info.fps))

@@ -16,9 +16,9 @@ from musedub.pipeline.media.open import open_media
 from musedub.pipeline.media.probe import header_seconds
 
 
-def decode_audio_16k_mono(uri: str, what: str = "audio") -> np.ndarray:
+def decode_audio_16k_mono(uri: str, what: str = "audio", expect: str | None = None) -> np.ndarray:
     """The first audio stream of `uri` as float32 samples at 16 kHz, channels averaged."""
-    with open_media(uri, what, "a wav, mp3, m4a, ...") as container:
+    with open_media(uri, what, "a wav, mp3, m4a, ...", expect) as container:
         if not container.streams.audio:
             raise InputError(f"{what} {uri} has no audio stream: give a file that carries the speech")
         stream = container.streams.audio[0]

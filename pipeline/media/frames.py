@@ -26,7 +26,7 @@ class FrameReader:
     def __init__(self, info: VideoInfo, what: str = "video") -> None:
         self.info = info
         self.what = what
-        self._opener = open_input(info.uri, what)
+        self._opener = open_input(info.uri, what, info.identity or None)
         source = self._opener.__enter__()
         self._container = av.open(source, mode="r")
         self._stream = self._container.streams.video[0]

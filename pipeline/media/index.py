@@ -37,6 +37,7 @@ def index_bytes(info: VideoInfo) -> bytes:
         "rotation": info.rotation,
         "codec": info.codec,
         "still": info.still,
+        "identity": info.identity,
     }
     buffer = io.BytesIO()
     meta = np.frombuffer(json.dumps(fields).encode(), np.uint8)

@@ -12,9 +12,12 @@ from musedub.infra.storage import open_input
 
 
 @contextmanager
-def open_media(uri: str, what: str, examples: str) -> Iterator[av.container.InputContainer]:
-    """Yield the open container; `examples` names formats to suggest when it is not media."""
-    with open_input(uri, what) as source:
+def open_media(
+    uri: str, what: str, examples: str, expect: str | None = None
+) -> Iterator[av.container.InputContainer]:
+    """Yield the open container; `examples` names formats to suggest when it is not media; `expect`
+    is the identity planning recorded (`infra.storage.identity`)."""
+    with open_input(uri, what, expect) as source:
         try:
             container = av.open(source, mode="r")
         except (av.error.FFmpegError, ValueError) as exc:

@@ -15,6 +15,7 @@ import av
 import numpy as np
 
 from musedub.infra.errors import InputError
+from musedub.infra.storage import identity
 from musedub.pipeline.media.frame_rate import parse_fps
 from musedub.pipeline.media.limits import MediaLimits
 from musedub.pipeline.media.open import open_media
@@ -37,6 +38,7 @@ class VideoInfo:
     still: bool
     pts: np.ndarray = field(repr=False)
     source_index: np.ndarray = field(repr=False)
+    identity: str = ""  # the content identity probed (infra.storage.identity); every reader checks it
 
     @property
     def frame_count(self) -> int:
@@ -63,7 +65,8 @@ class VideoInfo:
 
 def probe_video(uri: str, still_fps: Fraction = DEFAULT_STILL_FPS, what: str = "video") -> VideoInfo:
     """Probe `uri`; raise InputError naming it when it is not a decodable video or image."""
-    with open_media(uri, what, "an mp4, mov, mkv, png, ...") as container:
+    found = identity(uri, what)
+    with open_media(uri, what, "an mp4, mov, mkv, png, ...", found) as container:
         if not container.streams.video:
             raise InputError(f"{what} {uri} has no video stream: give a video or an image of the speaker")
         stream = container.streams.video[0]
@@ -100,6 +103,7 @@ def probe_video(uri: str, still_fps: Fraction = DEFAULT_STILL_FPS, what: str = "
             still=still,
             pts=pts,
             source_index=_constant_rate_index(pts, stream.time_base, fps),
+            identity=found,
         )
 
 

@@ -22,15 +22,18 @@ AAC_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48
 AAC_BIT_RATE = 192_000
 
 
-def stitch(segments: Sequence[Path], fps: Fraction, audio_uri: str, output: Path) -> int:
-    """Write `output` (mp4) from segment files and the dub audio; return the number of frames."""
+def stitch(
+    segments: Sequence[Path], fps: Fraction, audio_uri: str, output: Path, audio_identity: str | None = None
+) -> int:
+    """Write `output` (mp4) from segment files and the dub audio (as planned: `audio_identity`);
+    return the number of frames."""
     with av.open(str(output), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
         with av.open(str(segments[0])) as first:
             template = first.streams.video[0]
             video = out.add_stream_from_template(template)
             extradata = template.codec_context.extradata
         frames = sum(_count_frames(p, extradata) for p in segments)
-        with open_input(audio_uri, "dub audio") as source, av.open(source) as audio_in:
+        with open_input(audio_uri, "dub audio", audio_identity) as source, av.open(source) as audio_in:
             audio = _audio_packets(out, audio_in, Fraction(frames) / fps)
             streams = heapq.merge(_video_packets(segments, video, fps), audio, key=lambda item: item[0])
             for _, packet in streams:

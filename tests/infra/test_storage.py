@@ -8,12 +8,14 @@ from pathlib import Path
 
 import boto3
 import pytest
+from s3_proxy import ObjectCounts
 
+from musedub.infra.block_cache import BLOCK
 from musedub.infra.errors import InputError
 from musedub.infra.storage import (
-    READ_BLOCK,
     canonical,
     create_exclusive,
+    identity,
     is_under,
     join_uri,
     open_input,
@@ -117,13 +119,24 @@ def test_create_exclusive_lets_exactly_one_of_racing_writers_win(
     assert not create_exclusive(uri, b"late", "lease")
 
 
-def test_a_remote_input_is_read_by_ranges_not_whole(s3_bucket: str) -> None:
-    """A decoder seeking into a film fetches about the span it reads (issue 15)."""
-    size = 6 * READ_BLOCK
+def test_a_remote_input_is_read_by_blocks_once_and_checked_against_its_plan(
+    s3_bucket: str, s3_counts: ObjectCounts
+) -> None:
+    """A decoder seeking into a film fetches the block it reads, once per node (issue 15), and an
+    object replaced after planning fails its reader instead of mixing two versions."""
+    size = 6 * BLOCK
     boto3.client("s3").put_object(Bucket=s3_bucket, Key="film.bin", Body=bytes(size))
-    with open_input(f"s3://{s3_bucket}/film.bin", "video") as handle:
-        assert not isinstance(handle, str)
-        handle.seek(3 * READ_BLOCK)
-        assert handle.read(65536) == bytes(65536)
-        fetched = handle.cache.total_requested_bytes
-    assert 65536 <= fetched <= READ_BLOCK + 65536, fetched  # not the 24 MiB object
+    uri = f"s3://{s3_bucket}/film.bin"
+    planned = identity(uri, "video")
+    for _ in range(2):  # the second reader (another stage) is served by the cache
+        with open_input(uri, "video", planned) as handle:
+            assert not isinstance(handle, str)
+            handle.seek(3 * BLOCK + 10)
+            assert handle.read(65536) == bytes(65536)
+    assert s3_counts.of(s3_bucket, "film.bin")[:2] == (BLOCK, 1)  # one ranged GET of one block
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key="film.bin", Body=b"re-exported")
+    with (
+        pytest.raises(InputError, match=f"video {uri} changed after its job was planned"),
+        open_input(uri, "video", planned),
+    ):
+        pass

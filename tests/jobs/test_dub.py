@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from media_checks import decoded, psnr
+from s3_proxy import ObjectCounts
 from skimage.data import astronaut
 
 from musedub.infra.sample_media import write_clip
@@ -110,7 +111,11 @@ def test_still_image_is_animated_for_the_whole_audio(
 
 
 @pytest.mark.slow
-def test_s3_in_and_out(tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, s3_bucket: str) -> None:
+def test_s3_in_and_out_reads_each_input_byte_once(
+    tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, s3_bucket: str, s3_counts: ObjectCounts
+) -> None:
+    """Five segments, each tracked, cropped and blended from the video and prompted and stitched
+    from the audio: still about 1x of each object fetched (issue 15's bound: 1.2x)."""
     import boto3
 
     s3 = boto3.client("s3")
@@ -118,9 +123,14 @@ def test_s3_in_and_out(tiny_weights: WeightsLayout, clip_dir: Path, short_speech
     s3.upload_file(str(clip), s3_bucket, "in/face.mp4")
     s3.upload_file(str(short_speech), s3_bucket, "in/speech.wav")
     out = f"s3://{s3_bucket}/out/dubbed.mp4"
-    assert dub(tiny_weights, f"s3://{s3_bucket}/in/face.mp4", f"s3://{s3_bucket}/in/speech.wav", out) == 0
+    video, audio = f"s3://{s3_bucket}/in/face.mp4", f"s3://{s3_bucket}/in/speech.wav"
+    assert dub(tiny_weights, video, audio, out, "--segment-seconds", "0.2") == 0
+    for key, local in (("in/face.mp4", clip), ("in/speech.wav", short_speech)):
+        fetched, gets, _ = s3_counts.of(s3_bucket, key)
+        assert fetched <= 1.2 * local.stat().st_size, (key, fetched, gets)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="out/")["Contents"]}
     assert keys == {"out/dubbed.mp4", "out/dubbed.mp4.report.json"}
+    assert json.loads(s3.get_object(Bucket=s3_bucket, Key="out/dubbed.mp4.report.json")["Body"].read())["segments"] == 5
     body = s3.get_object(Bucket=s3_bucket, Key="out/dubbed.mp4")["Body"].read()
     assert body[4:8] == b"ftyp" and body.find(b"moov") < body.find(b"mdat")  # +faststart: index first
 
