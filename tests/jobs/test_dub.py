@@ -114,7 +114,7 @@ def test_still_image_is_animated_for_the_whole_audio(
 def test_s3_in_and_out_reads_each_input_byte_once(
     tiny_weights: WeightsLayout, clip_dir: Path, short_speech: Path, s3_bucket: str, s3_counts: ObjectCounts
 ) -> None:
-    """Five segments, each tracked, cropped and blended from the video and prompted and stitched
+    """Several segments, each tracked, cropped and blended from the video and prompted and stitched
     from the audio: still about 1x of each object fetched (issue 15's bound: 1.2x)."""
     import boto3
 
@@ -124,7 +124,7 @@ def test_s3_in_and_out_reads_each_input_byte_once(
     s3.upload_file(str(short_speech), s3_bucket, "in/speech.wav")
     out = f"s3://{s3_bucket}/out/dubbed.mp4"
     video, audio = f"s3://{s3_bucket}/in/face.mp4", f"s3://{s3_bucket}/in/speech.wav"
-    assert dub(tiny_weights, video, audio, out, "--segment-seconds", "0.2") == 0
+    assert dub(tiny_weights, video, audio, out, "--segment-seconds", "0.5") == 0
     for key, local in (("in/face.mp4", clip), ("in/speech.wav", short_speech)):
         fetched, gets, _ = s3_counts.of(s3_bucket, key)
         assert fetched <= 1.2 * local.stat().st_size, (key, fetched, gets)
@@ -185,6 +185,38 @@ def test_bad_input_is_one_line_and_leaves_nothing(
     assert len(err) == 1 and message in err[0], err
     assert not out.exists() and not Path(str(out) + ".report.json").exists()
     assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_an_object_replaced_after_planning_fails_its_job_and_leaves_nothing(
+    tiny_weights: WeightsLayout,
+    clip_dir: Path,
+    short_speech: Path,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A master re-exported while its job runs: the stages' reads see another ETag than planning
+    recorded, so the job fails naming the object instead of mixing two versions (issue 15)."""
+    import boto3
+
+    from musedub.pipeline.dub import local_runner
+
+    s3 = boto3.client("s3")
+    clip = write_clip(clip_dir / "replaced.mp4", Fraction(25), 10)
+    s3.upload_file(str(clip), s3_bucket, "in/face.mp4")
+    planned = local_runner.plan_job
+
+    def plan_then_replace(*args: object, **kwargs: object) -> object:
+        plan = planned(*args, **kwargs)
+        s3.put_object(Bucket=s3_bucket, Key="in/face.mp4", Body=clip.read_bytes() + bytes(16))
+        return plan
+
+    monkeypatch.setattr(local_runner, "plan_job", plan_then_replace)
+    video, out = f"s3://{s3_bucket}/in/face.mp4", f"s3://{s3_bucket}/out/never.mp4"
+    assert dub(tiny_weights, video, str(short_speech), out) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("musedub: error:")]
+    assert len(err) == 1 and f"video {video} changed after its job was planned" in err[0], err
+    assert s3.list_objects_v2(Bucket=s3_bucket, Prefix="out/").get("KeyCount", 0) == 0
 
 
 def test_unreadable_s3_uri_leaves_nothing(
