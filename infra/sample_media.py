@@ -47,10 +47,12 @@ def write_clip(
     rotation: int = 0,
     crf: int = 12,
     audio: np.ndarray | None = None,
+    x264_params: str = "",
 ) -> Path:
     """Encode `frames` frames at `fps` (H.264, yuv420p); frames in `faceless` show no face.
     `audio` (16 kHz mono float samples) is muxed as AAC, making a talking-head source video.
 
+    `x264_params` shape the stream like a master's (e.g. "keyint=250:open-gop=1:b-pyramid=normal").
     `rotation` stores display-matrix metadata (degrees counterclockwise); pixels are stored turned
     the other way, so a player that honours it shows the face upright.
     """
@@ -59,7 +61,11 @@ def write_clip(
         turns = round(rotation / 90) % 4
         stream.width, stream.height = size if turns % 2 == 0 else size[::-1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        stream.options = {
+            "crf": str(crf),
+            "preset": "veryfast",
+            **({"x264-params": x264_params} if x264_params else {}),
+        }
         sound = _audio_stream(container, 1, 16000, "aac") if audio is not None else None
         if rotation:
             stream.set_display_rotation(rotation)

@@ -99,9 +99,25 @@ class FrameReader:
     def _seek(self, source: int) -> None:
         if self._decoder is not None or source > 0:
             self._drop_decoder()
-            self._container.seek(int(self.info.pts[source]), stream=self._stream, backward=True, any_frame=False)
+            self._container.seek(self._seek_target(source), stream=self._stream, backward=True, any_frame=False)
         self._decoder = self._decode()
         self._position = -1
+
+    def _seek_target(self, source: int) -> int:
+        """A timestamp that lands the demuxer on the last keyframe *shown* at or before `source`.
+
+        Seeking straight to the frame's pts can land on the next keyframe: with B-frames a
+        keyframe is decoded before the frames shown just ahead of it, and some demuxers index
+        decode times (MP4) while others index presentation times (Matroska); in an open GOP the
+        frames shown ahead of a keyframe also need the GOP before. The keyframe's smaller stamp
+        lands on it (or earlier, which only decodes more) under either index."""
+        wanted = int(self.info.pts[source])
+        keys = self.info.keyframes
+        shown_before = keys[keys[:, 0] <= wanted] if len(keys) else keys
+        if not len(shown_before):
+            return wanted
+        pts, dts, _ = shown_before[np.argmax(shown_before[:, 0])]
+        return int(min(pts, dts))
 
     def _decode(self) -> Generator[tuple[int, av.VideoFrame], None, None]:
         try:

@@ -41,7 +41,7 @@ def index_bytes(info: VideoInfo) -> bytes:
     }
     buffer = io.BytesIO()
     meta = np.frombuffer(json.dumps(fields).encode(), np.uint8)
-    np.savez(buffer, pts=info.pts, source_index=info.source_index, meta=meta)
+    np.savez(buffer, pts=info.pts, source_index=info.source_index, keyframes=info.keyframes, meta=meta)
     return buffer.getvalue()
 
 
@@ -49,7 +49,8 @@ def info_from_bytes(data: bytes) -> VideoInfo:
     with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
         fields = json.loads(arrays["meta"].tobytes())
         fields["fps"] = parse_fps(Fraction(fields["fps"]))
-        return VideoInfo(**fields, pts=arrays["pts"], source_index=arrays["source_index"])
+        keyframes = arrays["keyframes"] if "keyframes" in arrays else np.zeros((0, 3), np.int64)
+        return VideoInfo(**fields, pts=arrays["pts"], source_index=arrays["source_index"], keyframes=keyframes)
 
 
 def remember(job_key: str, info: VideoInfo) -> None:

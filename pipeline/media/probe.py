@@ -39,6 +39,8 @@ class VideoInfo:
     pts: np.ndarray = field(repr=False)
     source_index: np.ndarray = field(repr=False)
     identity: str = ""  # the content identity probed (infra.storage.identity); every reader checks it
+    # (K, 3) int64 per keyframe packet in file order: pts, dts, byte offset (-1 where unknown)
+    keyframes: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64), repr=False)
 
     @property
     def frame_count(self) -> int:
@@ -76,11 +78,15 @@ def probe_video(uri: str, still_fps: Fraction = DEFAULT_STILL_FPS, what: str = "
         limits.check_seconds(what, uri, header_seconds(container, stream))
         limits.check_frames(what, uri, stream.frames)
         stamps: list[int | None] = []
+        keys: list[tuple[int, int, int]] = []
         first: av.VideoFrame | None = None
         try:
             for packet in container.demux(stream):
                 if packet.size:
                     stamps.append(packet.pts if packet.pts is not None else packet.dts)
+                    if packet.is_keyframe and stamps[-1] is not None:
+                        decode_at = packet.dts if packet.dts is not None else stamps[-1]
+                        keys.append((stamps[-1], decode_at, packet.pos if packet.pos is not None else -1))
                     if len(stamps) > limits.max_frames:  # headers may not say; packets do
                         limits.check_frames(what, uri, len(stamps))
                 if first is None:  # decode only until the first frame comes out
@@ -104,6 +110,7 @@ def probe_video(uri: str, still_fps: Fraction = DEFAULT_STILL_FPS, what: str = "
             pts=pts,
             source_index=_constant_rate_index(pts, stream.time_base, fps),
             identity=found,
+            keyframes=np.array(keys, np.int64).reshape(-1, 3),
         )
 
 

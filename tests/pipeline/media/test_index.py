@@ -26,8 +26,10 @@ def test_an_index_keeps_every_field_and_reads_the_same_frames(tmp_path: Path) ->
     info = probe_video(str(clip))
     data = index_bytes(info)
     back = info_from_bytes(data)
-    assert len(data) < 16 * info.frame_count + 2000  # two int64 per frame and a header
-    assert (back.uri, back.width, back.height, back.fps, back.rotation, back.codec, back.still) == (
+    assert len(data) < 16 * info.frame_count + 24 * len(info.keyframes) + 2400  # int64s and a header
+    pts, dts, offset = info.keyframes[0].tolist()  # the first keyframe: shown first, decoded no later
+    assert pts == int(info.pts[0]) and dts <= pts and offset > 0
+    assert (back.uri, back.width, back.height, back.fps, back.rotation, back.codec, back.still, back.identity) == (
         info.uri,
         info.width,
         info.height,
@@ -35,8 +37,10 @@ def test_an_index_keeps_every_field_and_reads_the_same_frames(tmp_path: Path) ->
         info.rotation,
         info.codec,
         info.still,
+        info.identity,
     )
     assert np.array_equal(back.pts, info.pts) and np.array_equal(back.source_index, info.source_index)
+    assert np.array_equal(back.keyframes, info.keyframes)
     with FrameReader(info) as a, FrameReader(back) as b:
         assert all(np.array_equal(x, y) for x, y in zip(a.frames([0, 5, 11, 3]), b.frames([0, 5, 11, 3]), strict=True))
 
