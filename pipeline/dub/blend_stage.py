@@ -73,7 +73,7 @@ class BlendEncodeStage:
             with (
                 FrameReader(info) as reader,
                 SegmentEncoder(
-                    path, info.width, info.height, info.fps, options.crf, options.preset, options.mbtree
+                    path, info.width, info.height, info.fps, options.crf, options.preset, options.mbtree, info.colour
                 ) as encoder,
             ):
                 for i, frame in enumerate(reader.frames(row["source"])):

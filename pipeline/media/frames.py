@@ -131,7 +131,9 @@ class FrameReader:
             ) from None
 
     def _upright(self, frame: av.VideoFrame) -> np.ndarray:
-        rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3) as stored; rows may be padded (e.g. w=854)
+        # the frame's own matrix and range (swscale would assume limited range), so the encoder,
+        # given the same, gives untouched pixels back
+        rgb = frame.reformat(format="rgb24", src_color_range=frame.color_range).to_ndarray()  # (h, w, 3) as stored
         turns = round(self.info.rotation / 90) % 4
         # packed rows: native code (dlib, x264 via from_ndarray) reads the buffer as W*3 bytes a row
         return np.ascontiguousarray(np.rot90(rgb, k=turns) if turns else rgb)

@@ -20,7 +20,7 @@ import numpy as np
 
 from musedub.infra.storage import read_bytes, write_bytes_atomic
 from musedub.pipeline.media.frame_rate import parse_fps
-from musedub.pipeline.media.probe import VideoInfo, probe_video
+from musedub.pipeline.media.probe import UNTAGGED, VideoInfo, probe_video
 
 KEPT = 8  # indexes held per process: a worker moves through a few jobs at a time
 INDEX_KEY = "media_index"  # a row's index file, when its job has one
@@ -38,6 +38,7 @@ def index_bytes(info: VideoInfo) -> bytes:
         "codec": info.codec,
         "still": info.still,
         "identity": info.identity,
+        "colour": list(info.colour),
     }
     buffer = io.BytesIO()
     meta = np.frombuffer(json.dumps(fields).encode(), np.uint8)
@@ -49,6 +50,7 @@ def info_from_bytes(data: bytes) -> VideoInfo:
     with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
         fields = json.loads(arrays["meta"].tobytes())
         fields["fps"] = parse_fps(Fraction(fields["fps"]))
+        fields["colour"] = tuple(fields.get("colour", UNTAGGED))
         keyframes = arrays["keyframes"] if "keyframes" in arrays else np.zeros((0, 3), np.int64)
         return VideoInfo(**fields, pts=arrays["pts"], source_index=arrays["source_index"], keyframes=keyframes)
 

@@ -20,6 +20,7 @@ from musedub.pipeline.media.frame_rate import parse_fps
 from musedub.pipeline.media.limits import MediaLimits
 from musedub.pipeline.media.open import open_media
 
+UNTAGGED = (2, 2, 2, 0)  # FFmpeg's "unspecified" primaries, transfer, matrix, and range
 IMAGE_FORMATS = frozenset({"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe"})
 DEFAULT_STILL_FPS = Fraction(25)
 
@@ -41,6 +42,7 @@ class VideoInfo:
     identity: str = ""  # the content identity probed (infra.storage.identity); every reader checks it
     # (K, 3) int64 per keyframe packet in file order: pts, dts, byte offset (-1 where unknown)
     keyframes: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64), repr=False)
+    colour: tuple[int, int, int, int] = UNTAGGED  # primaries, transfer, matrix, range of its frames
 
     @property
     def frame_count(self) -> int:
@@ -111,6 +113,7 @@ def probe_video(uri: str, still_fps: Fraction = DEFAULT_STILL_FPS, what: str = "
             source_index=_constant_rate_index(pts, stream.time_base, fps),
             identity=found,
             keyframes=np.array(keys, np.int64).reshape(-1, 3),
+            colour=(first.color_primaries, first.color_trc, first.colorspace, first.color_range),
         )
 
 
