@@ -25,6 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from batch_run import Quiet  # noqa: E402
 from dub_path import long_speech  # noqa: E402
 from s3_proxy import ObjectCounts, counting_proxy  # noqa: E402
 
@@ -125,16 +126,17 @@ def main() -> None:
 
 
 def run_batch(options: DubOptions, weights: str, video: str, audio: str, output: str, work: Path) -> None:
+    import ray
+
     from musedub.infra.ray_cluster import connect
     from musedub.pipeline.dub.batch import BatchRunner, BatchSettings
     from musedub.pipeline.dub.manifest import JobSpec
 
-    import ray
-
     resources = connect(num_cpus=os.cpu_count() or 2)
     try:
         settings = BatchSettings(weights=weights, options=options, device="cpu")
-        outcomes = BatchRunner(settings, resources).run([JobSpec(job_id="j", video=video, audio=audio, output=output)])
+        spec = JobSpec(job_id="j", video=video, audio=audio, output=output)
+        outcomes = BatchRunner(settings, resources).run([spec], Quiet())
         assert all(o.status == "done" for o in outcomes.outcomes), [o.error for o in outcomes.outcomes]
     finally:
         ray.shutdown()

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from musedub.infra.errors import ConfigError
+from musedub.infra.storage import join_uri
 from musedub.infra.webhook import Webhook
 from musedub.jobs import api
 from musedub.jobs.batch_lines import BatchLines
@@ -34,6 +35,7 @@ from musedub.jobs.job_flags import (
     MinFace,
     NumCpus,
     Preset,
+    Preview,
     Runs,
     SegmentSeconds,
     Speaker,
@@ -109,6 +111,7 @@ def batch(
     compile: Compile = False,
     webhook: WebhookUrl = None,
     webhook_allow_private: WebhookAllowPrivate = False,
+    preview: Preview = True,
 ) -> None:
     """Dub every job of MANIFEST; exits 1 and lists the failures if any job failed."""
     if schema:
@@ -162,4 +165,6 @@ def run_batch(
         f"{counts['done']} dubbed, {counts['up to date']} up to date, {counts['failed']} failed; "
         f"run {result.run_id}: errors table {result.run_uri}/errors"
     )
+    if settings.preview and any(o.status != "up to date" for o in result.outcomes):
+        typer.echo(f"previews: {join_uri(result.run_uri, 'index.html')}")
     return result

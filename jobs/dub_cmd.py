@@ -26,6 +26,7 @@ from musedub.jobs.job_flags import (
     Mbtree,
     MinFace,
     Preset,
+    Preview,
     SegmentSeconds,
     Speaker,
     StillFps,
@@ -37,6 +38,7 @@ from musedub.jobs.job_flags import (
 from musedub.jobs.progress_bars import DubBars, on_terminal
 from musedub.models.weights.store import DEFAULT_WEIGHTS
 from musedub.pipeline.dub.plan import report_uri
+from musedub.pipeline.dub.preview import write_job_preview
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ def dub(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     dtype: Dtype = "auto",
     compile: Compile = False,
+    preview: Preview = False,
 ) -> None:
     """Regenerate the mouth in VIDEO so the lips follow AUDIO; write OUTPUT and OUTPUT.report.json."""
     check_uris(video=video, audio=audio, output=output, weights=weights)
@@ -91,3 +94,5 @@ def dub(
     typer.echo(
         f"wrote {output}: {report.output_frames} frames at {report.fps} fps ({faces}); report {report_uri(output)}"
     )
+    if preview:
+        typer.echo(f"preview {write_job_preview(report_uri(output), weights)}")

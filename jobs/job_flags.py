@@ -50,6 +50,13 @@ WebhookUrl = Annotated[
 WebhookAllowPrivate = Annotated[
     bool, typer.Option("--webhook-allow-private", help="Allow a webhook on a link-local or reserved address.")
 ]
+Preview = Annotated[
+    bool,
+    typer.Option(
+        "--preview/--no-preview",
+        help="Write OUTPUT.preview.html: before/after frames, a mouth clip, a sync plot, the face chosen, timings.",
+    ),
+]
 Compile = Annotated[
     bool,
     typer.Option(

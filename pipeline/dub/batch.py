@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import tempfile
 import time
 from collections import Counter
@@ -46,7 +47,8 @@ from musedub.pipeline.dub.manifest import JobSpec, ManifestError, RejectedRow, o
 from musedub.pipeline.dub.model_stages import AudioPromptStage, GenerateStage
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.outcome import BatchResult, JobOutcome
-from musedub.pipeline.dub.plan import JobPlan, plan_job
+from musedub.pipeline.dub.plan import JobPlan, plan_job, report_uri
+from musedub.pipeline.dub.preview import write_batch_index, write_job_preview
 from musedub.pipeline.dub.report import committed_report, make_report, write_report
 from musedub.pipeline.face.choice import FaceChoice
 from musedub.pipeline.face.crop_geometry import FaceStatus
@@ -55,6 +57,8 @@ from musedub.pipeline.media.stitch import stitch
 
 WORK_FOLDER = ".musedub-work"
 CHUNK_KEYS = ("faces", "cuts", "level_db", "sync")  # what a tracked chunk keeps in the work prefix
+
+log = logging.getLogger(__name__)
 
 
 def default_work(output: str, job_id: str) -> str:
@@ -118,6 +122,7 @@ class BatchSettings(BaseModel):
     gpu_pool: int = Field(0, ge=0, description="generator actors; 0 = one per GPU (or as many as fit on CPUs)")
     runs: str | None = Field(None, description="where run folders go; default `.musedub-runs` beside the first output")
     output_prefix: str | None = Field(None, description="a job whose output is not under this prefix fails alone")
+    preview: bool = Field(False, description="OUTPUT.preview.html per job and RUN/index.html (the CLI's default: on)")
 
     def runs_root(self, jobs: list[JobSpec]) -> str:
         if self.runs:
@@ -167,9 +172,9 @@ def _plan_remote(spec: JobSpec, options: DubOptions, weights: str, work: str, er
 
 
 def _finish_remote(
-    state: JobState, random_weights: bool, mask: str, keep_work: bool, errors: ErrorsTable
+    state: JobState, random_weights: bool, mask: str, keep_work: bool, errors: ErrorsTable, preview: bool
 ) -> JobOutcome:
-    """Stitch a job's segments, commit the output and its report, clear the work prefix."""
+    """Stitch a job's segments, commit the output and its report (and its preview), clear the work prefix."""
     plan = state.plan
     tick = time.perf_counter()
     try:
@@ -189,6 +194,11 @@ def _finish_remote(
     segments = len(plan.segments())
     report = make_report(plan, state.statuses, seconds, mask, random_weights, segments, state.reused, state.faces)
     write_report(report)
+    if preview:
+        try:
+            write_job_preview(report_uri(plan.output), plan.weights)
+        except Exception as exc:  # the output is committed and fine: a preview never fails its job
+            log.warning("job %s: no preview (%s)", plan.job_id, exc)
     if not keep_work:
         remove_tree(state.work)
     return JobOutcome(
@@ -375,7 +385,7 @@ class BatchRunner:
 
         def complete(state: JobState) -> None:
             # the faces stay here: the finishing task needs only the segments' records and the summary
-            finishing.start(replace(state, choice=None), random, mask, self.keep_work, errors)
+            finishing.start(replace(state, choice=None), random, mask, self.keep_work, errors, self.settings.preview)
             collect(wait=False)
 
         if live:
@@ -401,6 +411,11 @@ class BatchRunner:
         result = BatchResult(run.run_id, run.uri, outcomes, errors.read())
         if any(o.status != "up to date" for o in outcomes):  # a batch with nothing to do writes nothing
             _write_state(run, jobs, outcomes, "finished")
+            if self.settings.preview:
+                try:
+                    log.info("batch previews: %s", write_batch_index(run.uri))
+                except Exception as exc:  # the jobs are done either way
+                    log.warning("run %s: no preview index (%s)", run.run_id, exc)
         return result
 
 

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     from tests.conftest import WebhookReceiver
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
-SEGMENT_ARGS = ["--landmarks", "dlib", "--device", "cpu", "--length-policy", "trim-audio", "--segment-seconds", "0.4"]
+SEGMENT_ARGS = [
+    *("--landmarks", "dlib", "--device", "cpu", "--length-policy", "trim-audio", "--segment-seconds", "0.4"),
+    "--no-preview",  # previews are looked at once, in the S3 test
+]
 
 
 def batch(manifest: str, weights: WeightsLayout, *extra: str) -> int:
@@ -93,7 +96,7 @@ def test_s3_batch_commits_good_jobs_and_isolates_every_bad_one(
     s3.upload_file(str(manifest), s3_bucket, "jobs.jsonl")
     monkeypatch.setenv(SECRET_ENV, "hook-secret")
     hook = ["--webhook", webhook_receiver.url]
-    assert batch(f"{root}/jobs.jsonl", tiny_weights, "--output-prefix", f"{root}/out", *hook) == 1
+    assert batch(f"{root}/jobs.jsonl", tiny_weights, "--output-prefix", f"{root}/out", *hook, "--preview") == 1
     printed = capsys.readouterr()
     summary_lines = [line for line in printed.out.splitlines() if line.split(" ")[0] in {r["job_id"] for r in rows}]
     statuses = {line.split()[0]: line.split()[1] for line in summary_lines}
@@ -128,6 +131,9 @@ def test_s3_batch_commits_good_jobs_and_isolates_every_bad_one(
     assert ": finished" in shown and "good-1    done" in shown and "[leaky] manifest:" in shown
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="out/")["Contents"]}
     assert {"out/1.mp4", "out/1.mp4.report.json", "out/2.mp4", "out/2.mp4.report.json"} <= keys
+    assert {"out/1.mp4.preview.html", "out/2.mp4.preview.html"} <= keys  # the index is checked in a browser elsewhere
+    index = s3.get_object(Bucket=s3_bucket, Key=run_folder.removeprefix(f"{root}/") + "/index.html")["Body"].read()
+    assert b"1.mp4.preview.html" in index and b"leaky" in index and f"previews: {run_folder}/index.html" in printed.out
     assert not any(k.startswith("out/bad.mp4") for k in keys)  # nothing at the failed job's output
     assert not any(k.startswith("out/.musedub-work/good-") for k in keys)  # committed jobs leave no work
     for key, crf in (("out/1.mp4", 16), ("out/2.mp4", 20)):
