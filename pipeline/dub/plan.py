@@ -19,14 +19,14 @@ import numpy as np
 
 from musedub.infra.errors import InputError
 from musedub.infra.storage import check_writable, checksum, identity, same_location, validate_uri
-from musedub.pipeline.audio.voicing import frame_energy, rest_mask, runs
+from musedub.pipeline.audio.voicing import FrameLevels, rest_mask, runs
 from musedub.pipeline.audio.windows import SAMPLE_RATE, video_frame_count
 from musedub.pipeline.core.stage import Row
 from musedub.pipeline.dub.length_policy import output_frame_count, source_frames
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.segments import Segment, job_id_for, plan_segments
 from musedub.pipeline.face.choice import FaceChoice
-from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
+from musedub.pipeline.media.audio_decode import audio_16k_mono_pieces
 from musedub.pipeline.media.encode import even_size
 from musedub.pipeline.media.frame_rate import parse_fps
 from musedub.pipeline.media.index import INDEX_KEY, remember
@@ -178,11 +178,13 @@ def plan_job(job_id: str | None, video: str, audio: str, output: str, options: D
             *even_size(info.width, info.height),
         )
     audio_identity = identity(audio, "dub audio")
-    samples = decode_audio_16k_mono(audio, "dub audio", audio_identity)
-    total = output_frame_count(video_frame_count(len(samples), info.fps), info.frame_count, options.length_policy)
+    levels = FrameLevels(SAMPLE_RATE, info.fps)  # measured as it decodes: a film's track is never held
+    for piece in audio_16k_mono_pieces(audio, "dub audio", audio_identity):
+        levels.add(piece)
+    total = output_frame_count(video_frame_count(levels.samples, info.fps), info.frame_count, options.length_policy)
     if total == 0:
         raise InputError(
-            f"dub audio {audio} lasts {len(samples) / SAMPLE_RATE:.3f} s, less than one frame at {info.fps} fps: "
+            f"dub audio {audio} lasts {levels.samples / SAMPLE_RATE:.3f} s, less than one frame at {info.fps} fps: "
             "give longer audio"
         )
     plan = JobPlan(
@@ -195,16 +197,12 @@ def plan_job(job_id: str | None, video: str, audio: str, output: str, options: D
         fps=str(info.fps),
         video_frames=info.frame_count,
         total=total,
-        audio_seconds=round(len(samples) / SAMPLE_RATE, 3),
+        audio_seconds=round(levels.samples / SAMPLE_RATE, 3),
         description=info.describe(),
         checksums={"video": checksum(video, "video"), "audio": checksum(audio, "dub audio")},
         plan_seconds=time.perf_counter() - started,
         audio_identity=audio_identity,
-        rest_spans=tuple(
-            (a, b)
-            for a, b, silent in runs(rest_mask(frame_energy(samples, SAMPLE_RATE, info.fps, total), info.fps))
-            if silent
-        ),
+        rest_spans=tuple((a, b) for a, b, silent in runs(rest_mask(levels.levels(total), info.fps)) if silent),
     )
     remember(plan.key, info)
     return plan

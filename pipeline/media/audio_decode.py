@@ -6,6 +6,8 @@ rather than left to swresample's downmix matrix, which scales by 1/sqrt(2).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import av
 import numpy as np
 
@@ -16,8 +18,12 @@ from musedub.pipeline.media.open import open_media
 from musedub.pipeline.media.probe import header_seconds
 
 
-def decode_audio_16k_mono(uri: str, what: str = "audio", expect: str | None = None) -> np.ndarray:
-    """The first audio stream of `uri` as float32 samples at 16 kHz, channels averaged."""
+def audio_16k_mono_pieces(uri: str, what: str = "audio", expect: str | None = None) -> Iterator[np.ndarray]:
+    """The first audio stream of `uri` as float32 pieces at 16 kHz, channels averaged, so a
+    feature-length track can be measured without holding it (a 2-hour track is 460 MB of samples).
+
+    Raises InputError naming `what` for a file that is not audio, too long, corrupt, holding no
+    samples, or holding NaN/Inf samples (after the last piece, with how many)."""
     with open_media(uri, what, "a wav, mp3, m4a, ...", expect) as container:
         if not container.streams.audio:
             raise InputError(f"{what} {uri} has no audio stream: give a file that carries the speech")
@@ -25,31 +31,39 @@ def decode_audio_16k_mono(uri: str, what: str = "audio", expect: str | None = No
         limits = MediaLimits.from_env()
         limits.check_seconds(what, uri, header_seconds(container, stream))
         most = int(limits.max_seconds * SAMPLE_RATE)
-        chunks: list[np.ndarray] = []
-        count = 0
+        count, bad, first_bad = 0, 0, 0
         resampler: av.AudioResampler | None = None
         try:
             for frame in container.decode(stream):
                 if resampler is None:
                     resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=SAMPLE_RATE)
-                chunks.extend(_to_mono(out) for out in resampler.resample(frame))
-                count += frame.samples * SAMPLE_RATE // max(frame.sample_rate, 1)
+                for piece in (_to_mono(out) for out in resampler.resample(frame)):
+                    broken = np.flatnonzero(~np.isfinite(piece))
+                    if broken.size and not bad:
+                        first_bad = count + int(broken[0])
+                    bad += broken.size
+                    count += len(piece)
+                    yield piece
                 if count > most:  # headers may not say (or lie); the samples do
                     limits.check_seconds(what, uri, count / SAMPLE_RATE)
             if resampler is not None:
-                chunks.extend(_to_mono(out) for out in resampler.resample(None))
+                for piece in (_to_mono(out) for out in resampler.resample(None)):
+                    count += len(piece)
+                    yield piece
         except av.error.FFmpegError as exc:
             raise InputError(f"{what} {uri} is corrupt ({exc.__class__.__name__}): re-export the file") from None
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    if samples.size == 0:
+    if count == 0:
         raise InputError(f"{what} {uri} holds no samples (0 s): give audio at least one video frame long")
-    bad = np.flatnonzero(~np.isfinite(samples))
-    if bad.size:
+    if bad:
         raise InputError(
-            f"{what} {uri} holds {bad.size} NaN or infinite sample(s), the first at {bad[0] / SAMPLE_RATE:.3f} s: "
+            f"{what} {uri} holds {bad} NaN or infinite sample(s), the first at {first_bad / SAMPLE_RATE:.3f} s: "
             "re-export it as ordinary PCM"
         )
-    return samples
+
+
+def decode_audio_16k_mono(uri: str, what: str = "audio", expect: str | None = None) -> np.ndarray:
+    """The first audio stream of `uri` as float32 samples at 16 kHz, channels averaged."""
+    return np.concatenate(list(audio_16k_mono_pieces(uri, what, expect)))
 
 
 def _to_mono(frame: av.AudioFrame) -> np.ndarray:

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from musedub.pipeline.audio.voicing import frame_energy, rest_mask, runs, voiced_frames
+from musedub.pipeline.audio.voicing import FrameLevels, frame_energy, rest_mask, runs, voiced_frames
 
 FPS = Fraction(25)
 
@@ -37,3 +37,20 @@ def test_frame_energy_follows_frames_at_a_fractional_rate() -> None:
     samples[edges[0] : edges[1]] = 0.5
     level = frame_energy(samples, 16000, fps, 29)
     assert np.all(level[10:20] > -7) and np.all(level[:10] == -100.0) and np.all(level[20:] == -100.0)
+
+
+def test_levels_fed_in_pieces_equal_the_rms_of_each_frame(speech: np.ndarray) -> None:
+    """Planning measures a film's dub audio as it decodes (FrameLevels) instead of holding it:
+    pieces of any size give each frame's own RMS, frames counted from an offset, halves rounded
+    to even as Python's round does."""
+    fps, first = Fraction(24000, 1001), 7
+    levels = FrameLevels(16000, fps, first)
+    cuts = np.cumsum(np.random.default_rng(0).integers(1, 3000, 200))
+    for piece in np.split(speech, cuts[cuts < len(speech)]):
+        levels.add(piece)
+    frames = int(len(speech) * fps / 16000) + 3  # the last frames lie past the audio
+    edges = [round(Fraction(first + i) * 16000 / fps) - round(Fraction(first) * 16000 / fps) for i in range(frames + 1)]
+    for i, level in enumerate(levels.levels(frames)):
+        under = speech[edges[i] : edges[i + 1]].astype(np.float64)
+        rms_db = 10 * np.log10(max(float(np.mean(under**2)), 1e-10)) if len(under) else -100.0
+        assert abs(level - max(rms_db, -100.0)) < 1e-3, i
