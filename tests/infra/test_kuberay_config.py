@@ -32,6 +32,10 @@ def test_raycluster_groups_advertise_what_their_pods_hold() -> None:
         assert group["rayStartParams"].get("num-gpus", "0") == limits.get("nvidia.com/gpu", "0")
         assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
         assert {"name": "OMP_WAIT_POLICY", "value": "PASSIVE"} in container["env"]
+        env = {e["name"]: e["value"] for e in container["env"]}  # the block cache on a volume that holds it
+        (mount,) = [m for m in container["volumeMounts"] if env["MUSEDUB_CACHE_DIR"].startswith(m["mountPath"])]
+        (volume,) = [v for v in group["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+        assert int(env["MUSEDUB_CACHE_BYTES"]) < int(volume["emptyDir"]["sizeLimit"].removesuffix("Gi")) * 2**30
     assert groups["gpu"]["rayStartParams"]["num-gpus"] == "1"
     for spec in [cluster["spec"]["headGroupSpec"], *groups.values()]:
         text = yaml.safe_dump(spec)
