@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
+from musedub.infra.errors import InputError
+
 BLOCK = 4 * 2**20
 DEFAULT_CAP = 8 * 2**30
 TRIM_EVERY = 32  # blocks written between two size checks of the whole cache
@@ -74,9 +76,10 @@ class BlockCachedReader(io.RawIOBase):
     """A seekable, read-only view of a remote object of `size` bytes whose blocks come from the
     local cache, else from `remote` (an fsspec file opened without read-ahead)."""
 
-    def __init__(self, remote: IO[bytes], uri: str, identity: str, size: int) -> None:
+    def __init__(self, remote: IO[bytes], uri: str, identity: str, size: int, what: str = "input") -> None:
         super().__init__()
         self.identity = identity
+        self._uri, self._what = uri, what
         self._remote = remote
         self._size = size
         name = hashlib.sha256(f"{uri}\n{identity}\n{size}".encode()).hexdigest()[:40]
@@ -105,10 +108,27 @@ class BlockCachedReader(io.RawIOBase):
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            self._remote.seek(index * BLOCK)
-            data = self._remote.read(min(BLOCK, self._size - index * BLOCK))
+            data = self._fetch(index)
             _store(path, data)
         self._held = (index, data)
+        return data
+
+    def _fetch(self, index: int) -> bytes:
+        """Block `index` from object storage; InputError when the object changed or shrank meanwhile."""
+        want = min(BLOCK, self._size - index * BLOCK)
+        try:  # s3fs sends the ETag it opened with (If-Match): a replaced object fails here
+            self._remote.seek(index * BLOCK)
+            data = self._remote.read(want)
+        except OSError as exc:
+            raise InputError(
+                f"{self._what} {self._uri} could not be read past byte {index * BLOCK} ({type(exc).__name__}): "
+                "it changed or became unreachable while its job ran; run the job again"
+            ) from None
+        if len(data) != want:
+            raise InputError(
+                f"{self._what} {self._uri} ends at byte {index * BLOCK + len(data)} of {self._size}: "
+                "it was truncated while its job ran; run the job again"
+            )
         return data
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]

@@ -136,6 +136,18 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, path
 
 
+def _input_file(uri: str, what: str) -> Path:
+    """The path of a local input, or InputError naming it when there is no such file."""
+    path = local_path(uri)
+    if not path.is_file():
+        raise InputError(f"{what} {uri} does not exist or is not a file: check the path")
+    return path
+
+
+def _unreadable(uri: str, what: str, exc: Exception) -> InputError:
+    return InputError(f"{what} {uri} cannot be read ({type(exc).__name__}): check the URI and access")
+
+
 def _remote_identity(info: dict) -> str:
     """What identifies a remote object's content: its ETag/MD5 (or size and mtime where the store has none)."""
     for key in ("ETag", "etag", "md5Hash", "crc32c"):
@@ -155,15 +167,13 @@ def identity(uri: str, what: str) -> str:
     versions of an object that changed while it ran."""
     validate_uri(uri, what)
     if is_local(uri):
-        path = local_path(uri)
-        if not path.is_file():
-            raise InputError(f"{what} {uri} does not exist or is not a file: check the path")
+        path = _input_file(uri, what)
         return _local_identity(path)
     fs, path = filesystem(uri)
     try:
         return _remote_identity(fs.info(path))
     except (FileNotFoundError, PermissionError, OSError) as exc:
-        raise InputError(f"{what} {uri} cannot be read ({type(exc).__name__}): check the URI and access") from None
+        raise _unreadable(uri, what, exc) from None
 
 
 def _check_unchanged(uri: str, what: str, expect: str | None, found: str) -> None:
@@ -185,9 +195,7 @@ def open_input(uri: str, what: str, expect: str | None = None) -> Iterator[str |
     """
     validate_uri(uri, what)
     if is_local(uri):
-        path = local_path(uri)
-        if not path.is_file():
-            raise InputError(f"{what} {uri} does not exist or is not a file: check the path")
+        path = _input_file(uri, what)
         _check_unchanged(uri, what, expect, _local_identity(path) if expect else "")
         yield str(path)
         return
@@ -195,12 +203,12 @@ def open_input(uri: str, what: str, expect: str | None = None) -> Iterator[str |
     try:
         handle = fs.open(path, "rb", block_size=BLOCK, cache_type="none")
     except (FileNotFoundError, PermissionError, OSError) as exc:
-        raise InputError(f"{what} {uri} cannot be read ({type(exc).__name__}): check the URI and access") from None
+        raise _unreadable(uri, what, exc) from None
     with handle:
         details = getattr(handle, "details", None) or fs.info(path)
         found = _remote_identity(details)
         _check_unchanged(uri, what, expect, found)
-        with BlockCachedReader(handle, canonical(uri), found, int(details["size"])) as reader:
+        with BlockCachedReader(handle, canonical(uri), found, int(details["size"]), what) as reader:
             yield reader
 
 
@@ -209,15 +217,13 @@ def read_bytes(uri: str, what: str) -> bytes:
     block cache; InputError naming `what` otherwise."""
     validate_uri(uri, what)
     if is_local(uri):
-        path = local_path(uri)
-        if not path.is_file():
-            raise InputError(f"{what} {uri} does not exist or is not a file: check the path")
+        path = _input_file(uri, what)
         return path.read_bytes()
     fs, path = filesystem(uri)
     try:
         return fs.cat_file(path)
     except (FileNotFoundError, PermissionError, OSError) as exc:
-        raise InputError(f"{what} {uri} cannot be read ({type(exc).__name__}): check the URI and access") from None
+        raise _unreadable(uri, what, exc) from None
 
 
 def exists(uri: str) -> bool:
@@ -264,9 +270,7 @@ def checksum(uri: str, what: str) -> str:
     """What identifies an input's content: sha256 of a local file, the object store's ETag/MD5."""
     validate_uri(uri, what)
     if is_local(uri):
-        path = local_path(uri)
-        if not path.is_file():
-            raise InputError(f"{what} {uri} does not exist or is not a file: check the path")
+        path = _input_file(uri, what)
         digest = hashlib.sha256()
         with path.open("rb") as handle:
             while block := handle.read(1 << 20):
@@ -285,7 +289,7 @@ def fetch_file(uri: str, local: Path, what: str) -> Path:
     try:
         fs.get_file(path, str(local))
     except (FileNotFoundError, PermissionError, OSError) as exc:
-        raise InputError(f"{what} {uri} cannot be read ({type(exc).__name__}): check the URI and access") from None
+        raise _unreadable(uri, what, exc) from None
     return local
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from musedub.infra.block_cache import BLOCK, BlockCachedReader, _trim
+from musedub.infra.errors import InputError
 
 
 class CountingRemote(io.BytesIO):
@@ -59,3 +60,24 @@ def test_trim_drops_the_oldest_blocks_first(tmp_path: Path) -> None:
         os.utime(path, (age, age))
     _trim(tmp_path, 250)
     assert sorted(p.name for p in (tmp_path / "object").iterdir()) == ["mid", "new"]
+
+
+class FailingRemote(io.BytesIO):
+    """An object replaced after opening: s3fs's If-Match read fails with an OSError."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise OSError("pre-conditions failed")
+
+
+def test_an_object_that_fails_or_shrinks_mid_read_is_one_input_error(
+    content: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MUSEDUB_CACHE_DIR", str(tmp_path))
+    failing = BlockCachedReader(FailingRemote(), "s3://b/f.mp4", "etag:1", len(content), "video")
+    with failing, pytest.raises(InputError, match="video s3://b/f.mp4 could not be read past byte 0 .* changed"):
+        failing.read(10)
+    short = CountingRemote(content[: BLOCK + 10])
+    with BlockCachedReader(short, "s3://b/f.mp4", "etag:2", len(content), "video") as reader:
+        reader.seek(BLOCK)
+        with pytest.raises(InputError, match=f"ends at byte {BLOCK + 10} of {len(content)}: it was truncated"):
+            reader.read(10)
