@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Annotated, Any
 
@@ -14,14 +15,16 @@ import typer
 from musedub.infra.ray_cluster import connect
 from musedub.infra.storage import write_bytes_atomic
 from musedub.jobs.job_flags import Address, Landmarks, NumCpus, Weights, check_uris, validated
+from musedub.models.syncnet import SYNC_FRAMES
 from musedub.models.weights.store import DEFAULT_WEIGHTS
 from musedub.pipeline.core.errors import ErrorRecord
 from musedub.pipeline.core.ray_adapter import map_items
 from musedub.pipeline.core.run import Run, runs_beside
 from musedub.pipeline.core.stage import ITEM_ID
 from musedub.pipeline.dub.manifest import load_manifest
-from musedub.pipeline.evaluation.metrics import frechet_distance, gaussian
-from musedub.pipeline.evaluation.stage import EvalSettings, EvalStage
+from musedub.pipeline.evaluation.fid import FidNetwork
+from musedub.pipeline.evaluation.metrics import FeatureStats, frechet_distance
+from musedub.pipeline.evaluation.stage import EvalSettings, EvalStage, protocol, row_stats
 
 log = logging.getLogger(__name__)
 
@@ -31,27 +34,39 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def summarise(results: list[dict[str, Any]], errors: list[ErrorRecord]) -> dict[str, Any]:
+PER_JOB = ("job_id", "output", "csim", "lse_d", "lse_c", "offset", "faces")
+
+
+@dataclass
+class Pooled:
+    """Results folded as they arrive: every job's FID statistics summed, its own figures kept."""
+
+    real: FeatureStats | None = None
+    fake: FeatureStats | None = None
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, row: dict[str, Any]) -> None:
+        real, fake = row_stats(row, "real"), row_stats(row, "fake")
+        if self.real is None or self.fake is None:
+            self.real, self.fake = real, fake
+        else:
+            self.real.merge(real)
+            self.fake.merge(fake)
+        self.jobs.append({k: row.get(k) for k in PER_JOB})
+
+
+def summarise(pooled: Pooled, errors: list[ErrorRecord], settings: EvalSettings) -> dict[str, Any]:
     """Dataset FID over every face of every job; CSIM and LSE averaged over the jobs that have them."""
-    done = results
-    summary: dict[str, Any] = {
-        "jobs": len(results) + len(errors),
-        "evaluated": len(done),
-        "fid_features": "vgg19 relu5_1 (avg)",
-    }
-    if done:
-        real = np.concatenate([np.frombuffer(r["real_features"], np.float32).reshape(-1, r["dim"]) for r in done])
-        fake = np.concatenate([np.frombuffer(r["fake_features"], np.float32).reshape(-1, r["dim"]) for r in done])
-        summary["fid"] = frechet_distance(*gaussian(real), *gaussian(fake))
-        summary["faces"] = {"real": len(real), "fake": len(fake)}
+    done = pooled.jobs
+    summary: dict[str, Any] = {"jobs": len(done) + len(errors), "evaluated": len(done), "protocol": protocol(settings)}
+    if pooled.real is not None and pooled.fake is not None:
+        summary["fid"] = frechet_distance(*pooled.real.gaussian(), *pooled.fake.gaussian())
+        summary["faces"] = {"real": pooled.real.count, "fake": pooled.fake.count}
         summary["csim"] = float(np.mean([r["csim"] for r in done]))
         synced = [r for r in done if not math.isnan(r["lse_d"])]
         summary["lse_d"] = float(np.mean([r["lse_d"] for r in synced])) if synced else None
         summary["lse_c"] = float(np.mean([r["lse_c"] for r in synced])) if synced else None
-    summary["per_job"] = [
-        {k: _finite(r.get(k)) for k in ("job_id", "output", "csim", "lse_d", "lse_c", "offset", "faces")}
-        for r in results
-    ]
+    summary["per_job"] = [{k: _finite(r[k]) for k in PER_JOB} for r in done]
     summary["failed"] = {e.item_id: e.message for e in errors}
     return summary
 
@@ -60,7 +75,16 @@ def evaluate(
     manifest: Annotated[str, typer.Argument(help="The batch manifest whose outputs to score (video = source).")],
     weights: Weights = DEFAULT_WEIGHTS,
     landmarks: Landmarks = "face-alignment",
-    max_frames: Annotated[int, typer.Option(help="Frames scored per video (from its start).")] = 750,
+    fid: Annotated[
+        FidNetwork, typer.Option(help="FID features: inception (Inception-v3 pool3, as papers) or vgg (VGG19 relu5_1).")
+    ] = "inception",
+    frames: Annotated[
+        str,
+        typer.Option(
+            help=f"Frames scored per video: all, or N (a multiple of {SYNC_FRAMES}): the {SYNC_FRAMES} middle frames "
+            f"of each of N/{SYNC_FRAMES} equal parts of the video (docs/METRICS.md)."
+        ),
+    ] = "all",
     report: Annotated[str | None, typer.Option(help="Also write the JSON report here (path or URI).")] = None,
     address: Address = None,
     num_cpus: NumCpus = None,
@@ -73,11 +97,13 @@ def evaluate(
     rows = [{ITEM_ID: j.job_id, "job_id": j.job_id, "video": j.video, "output": j.output} for j in jobs]
     run = Run(runs_beside(report or jobs[0].output))
     connect(address, num_cpus)
-    results = list(map_items(rows, partial(EvalStage, settings), run.errors))
+    pooled = Pooled()
+    for result in map_items(rows, partial(EvalStage, settings), run.errors):
+        pooled.add(result)
     errors = run.errors.read()
     for error in errors:
         typer.echo(f"[{error.item_id}] failed: {error.message}", err=True)
-    summary = {"run_id": run.run_id, **summarise(results, errors)}
+    summary = {"run_id": run.run_id, **summarise(pooled, errors, settings)}
     run.write_summary(summary)
     text = json.dumps(summary, indent=2)
     typer.echo(text)

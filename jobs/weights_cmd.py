@@ -42,7 +42,7 @@ def init_random(
         bool, typer.Option("--face-parser", help="Also write a random full-size BiSeNet (blend mask from parsing).")
     ] = False,
     training: Annotated[
-        bool, typer.Option("--training", help="Also write a random VGG19 and SyncNet (training offline).")
+        bool, typer.Option("--training", help="Also write a random VGG19, SyncNet and FID Inception (training, eval).")
     ] = False,
 ) -> None:
     """Write RANDOM weights in the published layout, for running the pipeline offline."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from musedub.infra.errors import ConfigError
+from musedub.models.inception import INCEPTION_FILE, INCEPTION_URL
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ URL_FILES: tuple[UrlFile, ...] = (
     UrlFile("https://download.pytorch.org/models/resnet18-5c106cde.pth", "face-parse-bisent/resnet18-5c106cde.pth"),
     # torchvision's ImageNet VGG19 (548 MB): the perceptual loss of training only
     UrlFile("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "vgg19/vgg19-dcbb9e9d.pth"),
+    # pytorch-fid's port of TF's Inception-v3 (23.9 M parameters): the FID network of `musedub eval`
+    UrlFile(INCEPTION_URL, f"inception/{INCEPTION_FILE}"),
 )
 # Published on Google Drive by the face-parsing.PyTorch author; no stable direct URL exists.
 MANUAL_FILES: dict[str, str] = {

@@ -60,9 +60,19 @@ class WeightsLayout:
         return self.root / "vgg19" / "vgg19-dcbb9e9d.pth"
 
     @property
+    def inception(self) -> Path:
+        """pytorch-fid's port of TF's 2015-12-05 Inception-v3, the network published FIDs use (eval)."""
+        return self.root / "inception" / "pt_inception-2015-12-05-6726825d.pth"
+
+    @property
     def syncnet(self) -> Path:
         """Our SyncNet folder, syncnet.pth + syncnet.json (stage-2 sync loss, LSE metrics)."""
         return self.root / "syncnet"
+
+    @property
+    def style(self) -> Path:
+        """Our style generator: predictor.json + .safetensors, renderer.json + .safetensors (none published)."""
+        return self.root / "style"
 
     @property
     def is_random(self) -> bool:

@@ -1,6 +1,6 @@
 """The formulas of `musedub eval`: Fréchet distance (FID), CSIM, and SyncNet's LSE-D / LSE-C.
 
-- Fréchet distance of two Gaussians fitted to feature sets:
+- Fréchet distance of two Gaussians fitted to feature sets (from running sums, so a set can be any size):
   |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)); the trace of the root is the sum of the square
   roots of the eigenvalues of S1^(1/2) S2 S1^(1/2) (symmetric, so no complex sqrtm is needed).
 - CSIM: mean cosine similarity of identity embeddings of matching frames.
@@ -16,12 +16,37 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def gaussian(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """features (N, F) -> mean (F,), covariance (F, F) (unbiased), float64."""
-    x = np.asarray(features, np.float64)
-    if len(x) < 2:
-        raise ValueError(f"need at least 2 feature vectors for a covariance, got {len(x)}")
-    return x.mean(0), np.cov(x, rowvar=False)
+@dataclass
+class FeatureStats:
+    """Sums of feature vectors and of their outer products: their Gaussian, whatever the number of
+    vectors, without keeping them (a film's every frame, pooled over a batch's jobs)."""
+
+    count: int
+    total: np.ndarray  # (F,) float64
+    outer: np.ndarray  # (F, F) float64, sum of x x^T
+
+    @classmethod
+    def empty(cls, dim: int) -> FeatureStats:
+        return cls(0, np.zeros(dim), np.zeros((dim, dim)))
+
+    def add(self, features: np.ndarray) -> None:
+        """features (N, F)."""
+        x = np.asarray(features, np.float64)
+        self.count += len(x)
+        self.total += x.sum(0)
+        self.outer += x.T @ x
+
+    def merge(self, other: FeatureStats) -> None:
+        self.count += other.count
+        self.total += other.total
+        self.outer += other.outer
+
+    def gaussian(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (F,) and unbiased covariance (F, F), as np.cov of the vectors would give."""
+        if self.count < 2:
+            raise ValueError(f"need at least 2 feature vectors for a covariance, got {self.count}")
+        mean = self.total / self.count
+        return mean, (self.outer - self.count * np.outer(mean, mean)) / (self.count - 1)
 
 
 def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:

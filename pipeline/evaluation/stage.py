@@ -1,13 +1,14 @@
-"""Per dubbed output: the features `musedub eval` aggregates (FID) and its own CSIM and LSE.
+"""Per dubbed output: the FID statistics `musedub eval` pools, and its own CSIM and LSE (docs/METRICS.md).
 
-Row in: item_id (= job_id), job_id, video (the source), output (the dub). Faces are tracked and cropped as dubbing
-does (v1.5 box, 10 px margin), over the first `max_frames` frames of each.
-- FID features: VGG19 relu5_1, global-average-pooled, of the source's and the dub's crops
-  (the VGG19 of the weights folder; Inception-v3 is the usual choice, not shipped here).
+Row in: item_id (= job_id), job_id, video (the source), output (the dub). In each of the source and
+the dub, the scored frames (`frames`: every one, or runs spread over the video; sampling.py) are
+tracked and their faces cropped as dubbing crops them (v1.5 box, 10 px below the chin, 256x256).
+- FID statistics: running sums of the chosen network's features of every crop (fid.py).
 - CSIM: dlib's ResNet identity descriptor of every dubbed face against the mean descriptor of
   the source's faces (the person's identity; frames need not correspond one to one).
-- LSE-D/C: our SyncNet over every 16-frame window of the dub's lower halves against the log-mel
-  of the dub's own audio, shifted by up to 15 frames.
+- LSE-D/C: our SyncNet over every window of 16 consecutive dubbed faces against the log-mel of
+  the dub's own audio, shifted by up to 15 frames (sync.py).
+Crops are consumed as they are made, so a film's every frame fits in memory.
 A failure raises: the adapter records it in the run's errors table and the other jobs go on.
 LSE is NaN (reported as null) when no 16-frame window has faces and audio: not measured.
 """
@@ -20,25 +21,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from musedub.infra.errors import ConfigError, InputError
 from musedub.models.landmarks import LandmarkBackend, LandmarkDetector, load_landmark_detector
 from musedub.models.syncnet import SYNC_FRAMES, SyncNet
-from musedub.models.vgg19 import VGG19Features
 from musedub.models.weights.store import ModelStore
-from musedub.pipeline.audio.log_mel import log_mel, mel_window
+from musedub.pipeline.audio.log_mel import log_mel
 from musedub.pipeline.core.stage import Resources, Row
-from musedub.pipeline.evaluation.metrics import SyncScore, csim, lse_from_distances
+from musedub.pipeline.evaluation.fid import FEATURE_BATCH, FID_NETWORKS, FidFeatures, FidNetwork
+from musedub.pipeline.evaluation.metrics import FeatureStats, csim
+from musedub.pipeline.evaluation.sampling import FrameSample, parse_frames, sampled_runs
+from musedub.pipeline.evaluation.sync import MAX_OFFSET, SyncWindows, lse_of_windows, window_starts
 from musedub.pipeline.face.crop_geometry import FaceStatus, crop_box, crop_face, face_status
 from musedub.pipeline.face.track import FaceTracker
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.frames import FrameReader
 from musedub.pipeline.media.probe import VideoInfo, probe_video
 
-MAX_OFFSET = 15
-FEATURE_BATCH = 32
+IDENTITY_DIM = 128
 
 
 def identity_model_path() -> Path:
@@ -48,21 +49,54 @@ def identity_model_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "models" / "dlib_face_recognition_resnet_model_v1.dat"
 
 
-@dataclass
-class Faces:
-    crops: np.ndarray  # (k, 256, 256, 3) uint8 of the frames with a usable face
-    frames: np.ndarray  # (k,) their frame indices
-    identities: np.ndarray  # (k, 128) dlib descriptors
-
-
 class EvalSettings(BaseModel):
     """The options of `musedub eval` (`musedub schema eval`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    weights: str = Field(description="weights folder or URI holding vgg19/ and syncnet/")
+    weights: str = Field(description="weights folder or URI holding inception/ (or vgg19/) and syncnet/")
     landmarks: LandmarkBackend = "face-alignment"
-    max_frames: int = Field(750, ge=2, description="frames scored per video, from its start")
+    fid: FidNetwork = Field("inception", description="FID features: inception (as papers report FID) or vgg")
+    frames: FrameSample = Field(
+        "all",
+        description=f"frames scored per video: all, or N (a multiple of {SYNC_FRAMES}) in runs of {SYNC_FRAMES} "
+        "spread evenly over the whole video",
+    )
+
+    @field_validator("frames", mode="before")
+    @classmethod
+    def _frames(cls, value: Any) -> FrameSample:
+        return parse_frames(value)
+
+
+def protocol(settings: EvalSettings) -> dict[str, str]:
+    """How the summary's numbers were made, in words (docs/METRICS.md has the whole story)."""
+    runs = "every frame"
+    if settings.frames != "all":
+        parts = settings.frames // SYNC_FRAMES
+        runs = f"{settings.frames} per video: the {SYNC_FRAMES} middle frames of each of {parts} equal parts"
+        runs += " (every frame of a shorter video)"
+    return {
+        "fid_network": FID_NETWORKS[settings.fid],
+        "frames": runs,
+        "faces": "the tracked face of each scored frame, cropped as dubbing crops (v1.5 box, 10 px below the chin) "
+        "to 256x256 (Lanczos); frames without a whole face are skipped",
+        "fid": "Frechet distance between all source crops and all dub crops of every job"
+        + (", each bilinearly resized to 299x299" if settings.fid == "inception" else ""),
+        "csim": "dlib ResNet descriptor of each dub face vs the source's mean descriptor, cosine, mean per job",
+        "lse": f"our SyncNet, windows of {SYNC_FRAMES} consecutive dub faces vs the dub's audio, shifts of "
+        f"+-{MAX_OFFSET} frames; mean per job",
+    }
+
+
+@dataclass
+class Faces:
+    """What one video's scored frames leave: FID statistics, identity descriptors, and (the dub's) sync windows."""
+
+    stats: FeatureStats
+    identities: np.ndarray  # (k, 128) dlib descriptors
+    window_starts: np.ndarray  # (W,) first frame of each scored 16-frame window
+    window_faces: np.ndarray  # (W, E) their SyncNet face embeddings
 
 
 @dataclass
@@ -70,7 +104,7 @@ class EvalStage:
     settings: EvalSettings
     resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
     _detector: LandmarkDetector | None = field(default=None, init=False, repr=False)
-    _vgg: VGG19Features | None = field(default=None, init=False, repr=False)
+    _fid: FidFeatures | None = field(default=None, init=False, repr=False)
     _syncnet: SyncNet | None = field(default=None, init=False, repr=False)
     _identity: Any = field(default=None, init=False, repr=False)
 
@@ -79,7 +113,7 @@ class EvalStage:
 
         layout = ModelStore(self.settings.weights).layout
         self._detector = load_landmark_detector(self.settings.landmarks, layout.face_alignment)
-        self._vgg = VGG19Features.from_file(layout.vgg19)
+        self._fid = FidFeatures(self.settings.fid, layout)
         self._syncnet = SyncNet.from_pretrained(layout.syncnet)
         self._identity = dlib.face_recognition_model_v1(str(identity_model_path()))
 
@@ -87,80 +121,79 @@ class EvalStage:
         return {**row, **self._evaluate(row)}
 
     def _evaluate(self, row: Row) -> dict[str, Any]:
-        source = self._faces(probe_video(row["video"], what="source video"))
+        assert self._syncnet is not None
+        source = self._faces(probe_video(row["video"], what="source video"), None)
         dub_info = probe_video(row["output"], what="dubbed output")
-        dub = self._faces(dub_info)
-        if len(source.crops) < 2 or len(dub.crops) < 2:
+        mel = log_mel(decode_audio_16k_mono(row["output"], "dubbed output's audio"))
+        dub = self._faces(dub_info, window_starts(dub_info.frame_count, mel.shape[1]))
+        if source.stats.count < 2 or dub.stats.count < 2:
             raise InputError(f"fewer than 2 faces found in {row['video']} or {row['output']}: nothing to compare")
-        score = self._sync(dub, decode_audio_16k_mono(row["output"], "dubbed output's audio"))
-        real, fake = self._features(source.crops), self._features(dub.crops)
+        score = lse_of_windows(self._syncnet, dub.window_starts, dub.window_faces, mel)
+        mean_identity = np.repeat(source.identities.mean(0, keepdims=True), len(dub.identities), 0)
         return {
-            "real_features": real.tobytes(),
-            "fake_features": fake.tobytes(),
-            "dim": real.shape[1],
-            "csim": csim(dub.identities, np.repeat(source.identities.mean(0, keepdims=True), len(dub.identities), 0)),
+            **stats_fields("real", source.stats),
+            **stats_fields("fake", dub.stats),
+            "csim": csim(dub.identities, mean_identity),
             "lse_d": score.distance if score else float("nan"),
             "lse_c": score.confidence if score else float("nan"),
             "offset": score.offset if score else 0,
-            "faces": len(dub.crops),
+            "faces": dub.stats.count,
         }
 
-    def _faces(self, info: VideoInfo) -> Faces:
+    def _faces(self, info: VideoInfo, sync_starts: range | None) -> Faces:
+        """Track, crop and consume the scored frames run by run (a run is tracked on its own: runs are not adjacent)."""
         import dlib
 
-        assert self._detector is not None
-        count = min(info.frame_count, self.settings.max_frames)
-        with FrameReader(info) as reader:
-            track = FaceTracker(self._detector).track(reader.frames(range(count)))
-        crops, frames, identities = [], [], []
-        with FrameReader(info) as reader:
-            for i, frame in enumerate(reader.frames(range(count))):
-                marks = track.landmarks[i]
-                box = crop_box(marks, info.height) if track.found[i] else None
-                if face_status(marks, box, info.width, info.height, 0) != FaceStatus.OK or box is None:
-                    continue
-                rect = dlib.rectangle(box.x1, box.y1, box.x2, box.y2)
-                shape = dlib.full_object_detection(rect, [dlib.point(int(x), int(y)) for x, y in marks])
-                identities.append(np.array(self._identity.compute_face_descriptor(frame, shape), np.float32))
-                crops.append(crop_face(frame, box))
-                frames.append(i)
-        empty = np.zeros((0, 256, 256, 3), np.uint8)
+        assert self._detector is not None and self._fid is not None and self._syncnet is not None
+        stats: FeatureStats | None = None
+        identities: list[np.ndarray] = []
+        batch: list[np.ndarray] = []
+        windows = SyncWindows(self._syncnet, sync_starts) if sync_starts is not None else None
+
+        def flush() -> None:
+            nonlocal stats
+            assert self._fid is not None
+            features = self._fid(np.stack(batch))  # (b, F)
+            stats = stats or FeatureStats.empty(features.shape[1])
+            stats.add(features)
+            batch.clear()
+
+        for run in sampled_runs(info.frame_count, self.settings.frames):
+            with FrameReader(info) as reader:
+                track = FaceTracker(self._detector).track(reader.frames(run))
+            with FrameReader(info) as reader:
+                for marks, frame, index in zip(track.landmarks, reader.frames(run), run, strict=True):
+                    box = crop_box(marks, info.height) if not np.isnan(marks).any() else None
+                    if face_status(marks, box, info.width, info.height, 0) != FaceStatus.OK or box is None:
+                        continue
+                    rect = dlib.rectangle(box.x1, box.y1, box.x2, box.y2)
+                    shape = dlib.full_object_detection(rect, [dlib.point(int(x), int(y)) for x, y in marks])
+                    identities.append(np.array(self._identity.compute_face_descriptor(frame, shape), np.float32))
+                    crop = crop_face(frame, box)
+                    batch.append(crop)
+                    if windows is not None:
+                        windows.add(index, crop)
+                    if len(batch) == FEATURE_BATCH:
+                        flush()
+        if batch:
+            flush()
+        starts, faces = windows.windows() if windows is not None else (np.zeros(0, np.int64), np.zeros((0, 0)))
         return Faces(
-            np.stack(crops) if crops else empty, np.array(frames, np.int64), np.array(identities).reshape(-1, 128)
+            stats or FeatureStats.empty(0), np.array(identities, np.float32).reshape(-1, IDENTITY_DIM), starts, faces
         )
 
-    @torch.inference_mode()
-    def _features(self, crops: np.ndarray) -> np.ndarray:
-        """(k, 256, 256, 3) -> float32 (k, C): relu5_1 averaged over space."""
-        assert self._vgg is not None
-        out = []
-        for i in range(0, len(crops), FEATURE_BATCH):
-            images = torch.from_numpy(crops[i : i + FEATURE_BATCH]).permute(0, 3, 1, 2).float() / 255  # (B, 3, H, W)
-            out.append(self._vgg(images)[-1].mean(dim=(2, 3)).numpy())
-        return np.concatenate(out).astype(np.float32)
 
-    @torch.inference_mode()
-    def _sync(self, dub: Faces, samples: np.ndarray) -> SyncScore | None:
-        """LSE over the 16-frame windows whose faces are all found and whose shifted audio exists."""
-        assert self._syncnet is not None
-        found = np.zeros(int(dub.frames.max()) + 1 if len(dub.frames) else 0, bool)
-        found[dub.frames] = True
-        position = {int(f): k for k, f in enumerate(dub.frames)}
-        mel = log_mel(samples)
-        audio_frames = mel.shape[1] // 4
-        starts = [
-            s
-            for s in range(MAX_OFFSET, len(found) - SYNC_FRAMES + 1)
-            if found[s : s + SYNC_FRAMES].all() and s + MAX_OFFSET + SYNC_FRAMES <= audio_frames
-        ]
-        if not starts:
-            return None
-        halves = torch.from_numpy(dub.crops[:, 128:]).permute(0, 3, 1, 2).float() / 127.5 - 1  # (k, 3, 128, 256)
-        windows = [halves[[position[s + t] for t in range(SYNC_FRAMES)]] for s in starts]
-        face_emb = self._syncnet.embed_faces(torch.stack(windows)).numpy()  # (W, E) from (W, 16, 3, 128, 256)
-        first = starts[0] - MAX_OFFSET
-        mels = np.stack([mel_window(mel, j) for j in range(first, starts[-1] + MAX_OFFSET + 1)])
-        audio_emb = self._syncnet.embed_audio(torch.from_numpy(mels)).numpy()  # (J, E), row j - first
-        rows = np.array(starts) - first - MAX_OFFSET  # (W,) audio row under each window at shift -K
-        shifted = np.stack([audio_emb[rows + k] for k in range(2 * MAX_OFFSET + 1)])  # (2K + 1, W, E)
-        return lse_from_distances(np.linalg.norm(shifted - face_emb[None], axis=2))
+def stats_fields(side: str, stats: FeatureStats) -> dict[str, Any]:
+    """A side's FID statistics as row fields (flat bytes travel through Ray Data's blocks)."""
+    return {
+        f"{side}_count": stats.count,
+        f"{side}_sum": stats.total.tobytes(),
+        f"{side}_outer": stats.outer.tobytes(),
+    }
+
+
+def row_stats(row: Row, side: str) -> FeatureStats:
+    """The FeatureStats `stats_fields` put in a row."""
+    total = np.frombuffer(row[f"{side}_sum"], np.float64)
+    outer = np.frombuffer(row[f"{side}_outer"], np.float64).reshape(len(total), len(total))
+    return FeatureStats(int(row[f"{side}_count"]), total.copy(), outer.copy())

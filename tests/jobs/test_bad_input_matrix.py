@@ -142,8 +142,8 @@ CASES = {
     ),
     # eval
     "eval: missing manifest": Case(lambda d, w: ["eval", str(d / "none.jsonl")], "none.jsonl"),
-    "eval: too few frames": file_case(
-        "jobs.jsonl", job(), lambda p, d, w: ["eval", str(p), "--max-frames", "1"], "--max-frames"
+    "eval: frames not a multiple of 16": file_case(
+        "jobs.jsonl", job(), lambda p, d, w: ["eval", str(p), "--frames", "750"], "--frames: Value error, give 'all'"
     ),
     # weights and features
     "weights check: no folder": Case(lambda d, w: ["weights", "check", str(d / "none")], "musedub weights download"),

@@ -1,5 +1,5 @@
-"""`musedub eval` on a real dub of the astronaut clip: FID, CSIM and LSE come out, a missing output
-fails on its own, and the report is valid JSON."""
+"""`musedub eval` on a real dub of the astronaut clip: FID (Inception-v3, every frame), CSIM and LSE come
+out, a missing output fails on its own, and the report is valid JSON."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def test_eval_scores_a_dub_and_isolates_a_bad_job(
     summary = json.loads(report.read_text())
     assert summary == json.loads(capsys.readouterr().out)
     assert (summary["jobs"], summary["evaluated"]) == (2, 1)
-    assert summary["faces"] == {"real": 75, "fake": 55}
+    assert summary["faces"] == {"real": 75, "fake": 55}  # every frame of each
+    assert summary["protocol"]["fid_network"].startswith("Inception-v3 pool3")  # the default, as papers
+    assert summary["protocol"]["frames"] == "every frame"
     assert summary["fid"] >= 0 and math.isfinite(summary["fid"])
     assert 0.8 < summary["csim"] <= 1.0  # the same person: only the mouth was regenerated
     assert summary["lse_d"] >= 0 and summary["lse_c"] >= 0

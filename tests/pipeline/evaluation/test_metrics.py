@@ -5,13 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musedub.pipeline.evaluation.metrics import csim, frechet_distance, gaussian, lse
+from musedub.pipeline.evaluation.metrics import FeatureStats, csim, frechet_distance, lse
 
 
-def test_frechet_of_identical_gaussians_is_zero() -> None:
-    rng = np.random.default_rng(0)
-    mu, sigma = gaussian(rng.normal(size=(500, 6)))
-    assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-9)
+def test_feature_stats_are_the_sets_gaussian_however_split() -> None:
+    """Running sums give np.cov's Gaussian, halves merged give the whole, and one set against itself has FID 0."""
+    features = np.random.default_rng(0).normal(1.0, 2.0, size=(500, 6))
+    whole, first, second = FeatureStats.empty(6), FeatureStats.empty(6), FeatureStats.empty(6)
+    whole.add(features)
+    first.add(features[:123])
+    second.add(features[123:])
+    first.merge(second)
+    mu, sigma = whole.gaussian()
+    np.testing.assert_allclose(mu, features.mean(0))
+    np.testing.assert_allclose(sigma, np.cov(features, rowvar=False))
+    np.testing.assert_allclose(first.gaussian()[1], sigma)
+    assert first.count == 500
+    assert frechet_distance(mu, sigma, *first.gaussian()) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="at least 2"):
+        FeatureStats.empty(6).gaussian()
 
 
 def test_frechet_of_diagonal_gaussians_has_a_closed_form() -> None:
