@@ -12,6 +12,8 @@ import pytest
 
 from musedub.jobs.cli import main
 from musedub.models.audio_encoder import WhisperAudioEncoder
+from musedub.models.style_predictor import TINY_STYLE_PREDICTOR_CONFIG, StylePredictor
+from musedub.models.style_renderer import TINY_STYLE_RENDERER_CONFIG, StyleRenderer
 from musedub.models.weights.layout import WeightsLayout
 from musedub.pipeline.audio.prompts import AudioPrompter
 
@@ -23,6 +25,8 @@ def test_console_script_init_random_then_features(tmp_path: Path, speech_path: P
     weights, out = tmp_path / "w", tmp_path / "prompts.npy"
     assert main(["weights", "init-random", "--tiny", str(weights)]) == 0  # the script is tried below
     assert (weights / "RANDOM_WEIGHTS.txt").is_file()
+    assert StylePredictor.from_pretrained(WeightsLayout(weights).style).config == TINY_STYLE_PREDICTOR_CONFIG
+    assert StyleRenderer.from_pretrained(WeightsLayout(weights).style).config == TINY_STYLE_RENDERER_CONFIG
     done = subprocess.run(
         [
             binary,
