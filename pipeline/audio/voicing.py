@@ -33,7 +33,7 @@ class FrameLevels:
 
     def __init__(self, rate: int, fps: Fraction, first_frame: int = 0) -> None:
         self.rate, self.fps, self.first = rate, fps, first_frame
-        self.samples = 0
+        self._measured = 0  # samples already summed into frames
         self._origin = int(frame_edges(first_frame, 1, rate, fps)[0])
         self._sums = np.zeros(0, np.float64)  # per frame from first_frame
         self._edges = np.zeros(0, np.int64)  # where those frames start, from the origin
@@ -52,13 +52,18 @@ class FrameLevels:
             return
         piece = np.concatenate(self._pending)
         self._pending, self._pending_count = [], 0
-        start, stop = self.samples, self.samples + len(piece)  # samples [start, stop) after the origin
+        start, stop = self._measured, self._measured + len(piece)  # samples [start, stop) after the origin
         lo = int(np.searchsorted(self._edges_until(stop), start, side="right")) - 1
         edges = self._edges[lo:]  # frames lo.. that the piece can touch
         frame = np.searchsorted(edges, np.arange(start, stop), side="right") - 1  # (n,) frame - lo per sample
         sums = np.bincount(frame, weights=np.square(piece, dtype=np.float64))
         self._sums[lo : lo + len(sums)] += sums
-        self.samples = stop
+        self._measured = stop
+
+    @property
+    def samples(self) -> int:
+        """Samples fed so far (measured or waiting for a second's worth)."""
+        return self._measured + self._pending_count
 
     def _edges_until(self, stop: int) -> np.ndarray:
         """Frame starts (relative to the origin) far enough to cover samples up to `stop`."""

@@ -48,6 +48,7 @@ def test_levels_fed_in_pieces_equal_the_rms_of_each_frame(speech: np.ndarray) ->
     cuts = np.cumsum(np.random.default_rng(0).integers(1, 3000, 200))
     for piece in np.split(speech, cuts[cuts < len(speech)]):
         levels.add(piece)
+    assert levels.samples == len(speech)  # what planning sizes the dub by, last partial second included
     frames = int(len(speech) * fps / 16000) + 3  # the last frames lie past the audio
     edges = [round(Fraction(first + i) * 16000 / fps) - round(Fraction(first) * 16000 / fps) for i in range(frames + 1)]
     for i, level in enumerate(levels.levels(frames)):
