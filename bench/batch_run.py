@@ -41,6 +41,8 @@ class Quiet:
 
     def planned(self, total_frames: int) -> None: ...
 
+    def tracked(self, frames: int, total: int) -> None: ...
+
     def segment_done(self, state: JobState, frames: int) -> None:
         self.segments += 1
 

@@ -12,6 +12,8 @@ from musedub.pipeline.dub.batch import JobState
 from musedub.pipeline.dub.outcome import JobOutcome
 from musedub.pipeline.dub.plan import report_uri
 
+LINE_EVERY = 10.0  # seconds between two tracking lines (a film has hundreds of chunks)
+
 
 class BatchLines:
     """Also POSTs each job's end to the webhook, if any."""
@@ -22,10 +24,19 @@ class BatchLines:
         self.frames = 0
         self.per_job: dict[str, tuple[int, float]] = {}  # frames done, time of the first
         self.started = time.perf_counter()
+        self.said = 0.0  # when a tracking line was last printed
 
     def planned(self, total_frames: int) -> None:
         self.total = total_frames
         self.started = time.perf_counter()
+
+    def tracked(self, frames: int, total: int) -> None:
+        """A line at the start, every LINE_EVERY s, and at the end of tracking."""
+        now = time.perf_counter()
+        if not self.said or frames == total or now - self.said >= LINE_EVERY:
+            self.said = now
+            rate = frames / max(now - self.started, 1e-6)
+            typer.echo(f"tracking faces: {frames}/{total} source frames, {rate:.1f} fps", err=True)
 
     def count(self, state: JobState, frames: int) -> None:
         job = state.plan.job_id

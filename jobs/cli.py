@@ -19,6 +19,7 @@ from musedub.jobs import (
     schema_cmd,
     status_cmd,
     train_cmd,
+    train_style_cmd,
     weights_cmd,
 )
 
@@ -37,6 +38,7 @@ app.command()(preprocess_cmd.preprocess)
 app.command()(preprocess_cmd.index)
 app.command()(train_cmd.train)
 app.command("train-syncnet")(train_cmd.train_syncnet)
+app.command("train-style")(train_style_cmd.train_style)
 app.command("eval")(eval_cmd.evaluate)
 app.command()(schema_cmd.schema)
 app.command()(status_cmd.status)

@@ -14,7 +14,9 @@ import typer
 
 from musedub.infra.ray_cluster import connect
 from musedub.infra.storage import write_bytes_atomic
+from musedub.jobs.item_lines import Tally
 from musedub.jobs.job_flags import Address, Landmarks, NumCpus, Weights, check_uris, validated
+from musedub.jobs.progress_bars import item_progress
 from musedub.models.syncnet import SYNC_FRAMES
 from musedub.models.weights.store import DEFAULT_WEIGHTS
 from musedub.pipeline.core.errors import ErrorRecord
@@ -98,11 +100,12 @@ def evaluate(
     run = Run(runs_beside(report or jobs[0].output))
     connect(address, num_cpus)
     pooled = Pooled()
-    for result in map_items(rows, partial(EvalStage, settings), run.errors):
-        pooled.add(result)
+    with item_progress(Tally("eval", len(rows), "jobs", "faces"), run.errors) as progress:  # failures as they land
+        for result in map_items(rows, partial(EvalStage, settings), run.errors):
+            pooled.add(result)
+            faces = int(result["real_count"]) + int(result["fake_count"])
+            progress.done(result["job_id"], faces, f"{faces} faces scored")
     errors = run.errors.read()
-    for error in errors:
-        typer.echo(f"[{error.item_id}] failed: {error.message}", err=True)
     summary = {"run_id": run.run_id, **summarise(pooled, errors, settings)}
     run.write_summary(summary)
     text = json.dumps(summary, indent=2)

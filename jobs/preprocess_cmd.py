@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from typing import Annotated
 
 import typer
 
 from musedub.infra.errors import ConfigError
 from musedub.infra.ray_cluster import connect
+from musedub.jobs.item_lines import ItemLines, Tally
 from musedub.jobs.job_flags import Address, DetectEvery, Landmarks, NumCpus, Weights, check_uris, validated
+from musedub.jobs.progress_bars import item_progress
 from musedub.models.landmarks import S3FD_FILE, dlib_predictor_path
 from musedub.models.weights.store import DEFAULT_WEIGHTS, ModelStore
 from musedub.pipeline.core.run import Run
+from musedub.pipeline.core.stage import ITEM_ID
 from musedub.pipeline.dataset.preprocess import plan_preprocess, run_preprocess, runs_root, summarise
 from musedub.pipeline.dataset.settings import PreprocessSettings
 from musedub.pipeline.dataset.sis import SisSettings
@@ -36,15 +40,15 @@ def check_models(settings: PreprocessSettings) -> None:
         raise ConfigError(f"--features needs whisper in {layout.whisper}: run `musedub weights download`")
 
 
-def _report(summary: dict) -> None:
+def _report(progress: ItemLines, summary: dict) -> None:
     if summary["status"] == "ok":
-        typer.echo(
-            f"[{summary['source']}] {summary['clips']} clips, {summary['kept']}/{summary['frames']} frames kept "
-            f"(dropped {summary['dropped']}) in {summary['elapsed']:.1f} s",
-            err=True,
+        detail = (
+            f"{summary['clips']} clips, {summary['kept']}/{summary['frames']} frames kept "
+            f"(dropped {summary['dropped']}) in {summary['elapsed']:.1f} s"
         )
+        progress.done(summary["source_id"], summary["frames"], detail)
     else:
-        typer.echo(f"[{summary['source']}] failed: {summary['error']}", err=True)
+        progress.failed(summary["source_id"], summary["error"])
 
 
 def preprocess(
@@ -77,7 +81,9 @@ def preprocess(
     results = []
     if plan.todo:  # a run with nothing to do writes nothing, not even its summary
         connect(address, num_cpus)
-        results = run_preprocess(plan, settings, run, _report)
+        labels = {row[ITEM_ID]: row["source"] for row in plan.todo}
+        with item_progress(Tally("preprocess", len(plan.todo), "sources", "frames"), run.errors, labels) as progress:
+            results = run_preprocess(plan, settings, run, partial(_report, progress))
     this_run = summarise(results)
     everything = summarise(plan.done + results)
     body = {"run_id": run.run_id, "errors_table": run.errors.uri, "this_run": this_run, "dataset": everything}
@@ -104,7 +110,10 @@ def index(
     results = []
     if todo:
         connect(address, num_cpus)
-        results = run_index(todo, settings, run)
+        with item_progress(Tally("index", len(todo), "sources", "frames"), run.errors) as progress:
+            for result in run_index(todo, settings, run):
+                results.append(result)
+                progress.done(result[ITEM_ID], result["frames"], f"{result['frames']} frames")
     errors = run.errors.read()
     body = {
         "run_id": run.run_id,

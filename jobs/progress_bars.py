@@ -1,13 +1,15 @@
-"""Progress bars on a terminal (stderr), for `dub` and `batch`; plain lines everywhere else.
+"""Progress bars on a terminal (stderr) for every long command; plain lines everywhere else.
 
 Bars are drawn on stderr only, so stdout stays clean for JSON and tables. They are fed by the
 running pipeline: a batch's bar moves as segments finish, a dub's as chunks are tracked and
-segments written.
+segments written, preprocess/index/eval's as items come back or land in the errors table, and
+training's as rank 0 posts its steps.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import TextIO
 
 from rich.console import Console
@@ -24,6 +26,8 @@ from rich.progress import (
 
 from musedub.infra.webhook import Webhook
 from musedub.jobs.batch_lines import BatchLines
+from musedub.jobs.item_lines import FailureWatch, ItemLines, Tally
+from musedub.pipeline.core.errors import ErrorsTable
 from musedub.pipeline.dub.batch import JobState
 from musedub.pipeline.dub.outcome import JobOutcome
 
@@ -56,6 +60,7 @@ class BatchBars(BatchLines):
         self.bars = _bars(self.console)
         self.batch: TaskID | None = None
         self.jobs: dict[str, TaskID] = {}
+        self.tracking: TaskID | None = None
         self.ended = {"done": 0, "failed": 0, "up to date": 0}
 
     def _describe(self) -> str:
@@ -66,6 +71,12 @@ class BatchBars(BatchLines):
         super().planned(total_frames)
         self.bars.start()
         self.batch = self.bars.add_task(self._describe(), total=total_frames, fps=0.0)
+
+    def tracked(self, frames: int, total: int) -> None:
+        if self.tracking is None:
+            self.tracking = self.bars.add_task("tracking faces (source)", total=total, fps=0.0)
+        rate = frames / max(time.perf_counter() - self.started, 1e-6)
+        self.bars.update(self.tracking, completed=frames, fps=rate)
 
     def segment_done(self, state: JobState, frames: int) -> None:
         self.count(state, frames)
@@ -107,3 +118,46 @@ class DubBars:
 
     def close(self) -> None:
         self.bars.stop()
+
+
+class ItemBars(ItemLines):
+    """One bar for a run of items or steps (ended/total, failures, rates, ETA); each ended item a
+    line above it."""
+
+    def __init__(self, tally: Tally, labels: dict[str, str] | None = None, console: Console | None = None) -> None:
+        super().__init__(tally, labels)
+        self.console = console or Console(stderr=True)
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            console=self.console,
+            transient=False,
+        )
+        self.task = self.bars.add_task(tally.what, total=tally.total, detail="")
+
+    def __enter__(self) -> ItemBars:
+        self.bars.start()
+        super().__enter__()
+        return self
+
+    def show(self, head: str) -> None:
+        if head:
+            self.console.print(head, markup=False, highlight=False)
+        self.refresh()
+
+    def refresh(self) -> None:
+        with self.lock:
+            tally = self.tally
+            self.bars.update(self.task, completed=tally.ended, detail=f"{tally.unit}, {tally.detail()}")
+
+    def close(self) -> None:
+        super().close()
+        self.bars.stop()
+
+
+def item_progress(tally: Tally, errors: ErrorsTable | None = None, labels: dict[str, str] | None = None) -> ItemLines:
+    """Bars on a terminal, lines elsewhere; with `errors`, the run's failures as workers record them."""
+    progress = ItemBars(tally, labels) if on_terminal() else ItemLines(tally, labels)
+    return progress if errors is None else progress.watch(FailureWatch(errors, progress.failed))

@@ -218,3 +218,27 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     yield receiver
     receiver.server.shutdown()
     receiver.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def style_dataset(tmp_path_factory: pytest.TempPathFactory, tiny_weights: WeightsLayout, speech: np.ndarray) -> Path:
+    """A dataset written by the real preprocess stage, in process (no Ray), from two talking-head
+    sources: a.mp4 (75 frames, a faceless shot in the middle: two clips of 35) and b.mp4 (40 frames:
+    one clip). Faces of ~120 px, tiny whisper states (64 wide), crops stored. About 5 s."""
+    from fractions import Fraction
+
+    from musedub.infra.sample_media import write_clip
+    from musedub.pipeline.dataset.preprocess import plan_preprocess
+    from musedub.pipeline.dataset.settings import PreprocessSettings
+    from musedub.pipeline.dataset.source import PreprocessSourceStage
+
+    root = tmp_path_factory.mktemp("style-dataset")
+    (root / "src").mkdir()
+    write_clip(root / "src" / "a.mp4", Fraction(25), 75, faceless=range(35, 40), audio=speech[: 3 * 16000])
+    write_clip(root / "src" / "b.mp4", Fraction(25), 40, audio=speech[3 * 16000 : 5 * 16000])
+    settings = PreprocessSettings(weights=str(tiny_weights.root), landmarks="dlib", min_face=64, min_clip_frames=16)
+    stage = PreprocessSourceStage(settings)
+    stage.setup()
+    for row in plan_preprocess(str(root / "src"), str(root / "dataset"), settings).todo:
+        assert stage(row)["status"] == "ok"
+    return root / "dataset"

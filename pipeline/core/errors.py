@@ -74,8 +74,12 @@ class ErrorsTable:
         pq.write_table(table, buffer)
         write_bytes_atomic(join_uri(self.uri, f"part-{part}.parquet"), buffer.getvalue(), "errors table")
 
-    def read(self) -> list[ErrorRecord]:
-        parts = sorted(n for n in list_files(self.uri) if n.endswith(".parquet"))
+    def read(self, seen: set[str] | None = None) -> list[ErrorRecord]:
+        """Every record; with `seen` (part names, extended here) only those of parts not read before,
+        so a run's failures can be followed while it goes without reading a part twice."""
+        parts = sorted(n for n in list_files(self.uri) if n.endswith(".parquet") and n not in (seen or ()))
+        if seen is not None:
+            seen.update(parts)
         rows = []
         for name in parts:
             table = pq.read_table(io.BytesIO(read_bytes(join_uri(self.uri, name), "errors table")))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -93,6 +94,6 @@ def plan_index(out: str, settings: SisSettings) -> tuple[list[dict[str, Any]], i
     return todo, current
 
 
-def run_index(todo: list[dict[str, Any]], settings: SisSettings, run: Run) -> list[dict[str, Any]]:
-    """Index the sources on the Ray cluster; failures go to the run's errors table."""
-    return list(map_items(todo, partial(SisStage, settings), run.errors))
+def run_index(todo: list[dict[str, Any]], settings: SisSettings, run: Run) -> Iterator[dict[str, Any]]:
+    """Index the sources on the Ray cluster, results as they finish; failures go to the run's errors table."""
+    yield from map_items(todo, partial(SisStage, settings), run.errors)

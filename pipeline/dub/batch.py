@@ -91,6 +91,9 @@ class JobState:
 class ProgressSink(Protocol):
     def planned(self, total_frames: int) -> None: ...
 
+    def tracked(self, frames: int, total: int) -> None:
+        """Source frames whose faces are tracked so far, of all the batch's."""
+
     def segment_done(self, state: JobState, frames: int) -> None: ...
 
     def job_done(self, outcome: JobOutcome) -> None: ...
@@ -98,6 +101,9 @@ class ProgressSink(Protocol):
 
 class SilentProgress:
     def planned(self, total_frames: int) -> None:
+        """Nothing to show."""
+
+    def tracked(self, frames: int, total: int) -> None:
         """Nothing to show."""
 
     def segment_done(self, state: JobState, frames: int) -> None:
@@ -259,9 +265,10 @@ class BatchRunner:
         )
 
     # -- track --------------------------------------------------------------------------------
-    def track(self, states: list[JobState], errors: ErrorsTable) -> None:
+    def track(self, states: list[JobState], errors: ErrorsTable, progress: ProgressSink) -> None:
         """Track every chunk not already kept in the work prefix, then choose each job's faces
-        (a job with a failed chunk gets no choice: its error record says why)."""
+        (a job with a failed chunk gets no choice: its error record says why). `progress` hears
+        of each chunk as it comes back: the first phase of a film's batch moves from its start."""
         rows = []
         chunks: dict[str, list[Row]] = {s.plan.key: [] for s in states}
         for state in states:
@@ -275,6 +282,9 @@ class BatchRunner:
                     rows.append(self._item(row, state.plan.job_id, f"track-{start}-{stop}"))
         by_key = {s.plan.key: s for s in states}
         threads = self.settings.options.cpu_threads
+        total = sum(s.plan.video_frames for s in states)
+        tracked = total - sum(r["chunk_stop"] - r["chunk_start"] for r in rows)  # kept from an earlier run
+        progress.tracked(tracked, total)
         for out in run_stages(rows, self.settings.track_stages(), errors, threads):
             state = by_key[out["job_key"]]
             start, stop = out["chunk_start"], out["chunk_stop"]
@@ -282,6 +292,8 @@ class BatchRunner:
             chunks[state.plan.key].append({"chunk_start": start, **kept})
             state.seconds.update(json.loads(out["seconds"]))
             write_bytes_atomic(join_uri(state.work, state.track_name(start, stop)), _npz_bytes(kept), "track chunk")
+            tracked += stop - start
+            progress.tracked(tracked, total)
         for state in states:
             if len(chunks[state.plan.key]) == len(state.plan.track_chunks()):
                 try:
@@ -361,7 +373,7 @@ class BatchRunner:
         for outcome in outcomes:  # up to date, or refused before it began: ended already
             progress.job_done(outcome)
         progress.planned(sum(state.plan.total for state in states))
-        self.track(states, errors)
+        self.track(states, errors, progress)
         failed = self._first_errors(errors)
         live = []
         for state in states:

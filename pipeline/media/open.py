@@ -12,9 +12,7 @@ from musedub.infra.storage import open_input
 
 
 @contextmanager
-def open_media(
-    uri: str, what: str, examples: str, expect: str | None = None
-) -> Iterator[av.container.InputContainer]:
+def open_media(uri: str, what: str, examples: str, expect: str | None = None) -> Iterator[av.container.InputContainer]:
     """Yield the open container; `examples` names formats to suggest when it is not media; `expect`
     is the identity planning recorded (`infra.storage.identity`)."""
     with open_input(uri, what, expect) as source:

@@ -95,8 +95,9 @@ class TrainConfig(BaseModel):
         return self
 
 
-def load_config(uri: str, model: type[BaseModel]) -> Any:
-    """A YAML or JSON config file -> a validated `model`; a bad field is named in one line."""
+def load_config(uri: str, model: type[BaseModel], fixed: dict[str, Any] | None = None) -> Any:
+    """A YAML or JSON config file -> a validated `model`; a bad field is named in one line. `fixed`:
+    values the command line gives (a file may repeat them, not contradict them)."""
     text = read_bytes(uri, "training config").decode()
     try:
         values = json.loads(text) if uri.endswith(".json") else yaml.safe_load(text)
@@ -104,6 +105,9 @@ def load_config(uri: str, model: type[BaseModel]) -> Any:
         raise ConfigError(f"training config {uri} is not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"training config {uri} must be a mapping of settings")
+    for key, value in (fixed or {}).items():
+        if values.setdefault(key, value) != value:
+            raise ConfigError(f"training config {uri}: {key}: {values[key]!r} contradicts the command's {value!r}")
     try:
         return model(**values)
     except ValidationError as exc:

@@ -1,4 +1,5 @@
-"""The MuseTalk training loop as a Ray Train worker function, and its checkpoints.
+"""The Ray Train worker loop every model trains in (`run_task` over a `TrainTask`), and MuseTalk's task
+and checkpoints.
 
 A checkpoint holds `musetalkV15/unet.pth` + `musetalk.json` (the published layout, which
 `musedub dub` loads unchanged) and `train_state.pt` (step, optimisers, discriminators). After a
@@ -29,6 +30,7 @@ from musedub.models.weights.layout import UNET_DIRS, WeightsLayout
 from musedub.models.weights.store import ModelStore
 from musedub.pipeline.train.config import TrainConfig
 from musedub.pipeline.train.data import ClipSampler, collate
+from musedub.pipeline.train.progress import StepPoster, without_board
 from musedub.pipeline.train.step import TrainModels, TrainStep, build_discriminators, unwrap
 
 log = logging.getLogger(__name__)
@@ -115,43 +117,110 @@ def clip_stream(shard: Any, sampler: RowSampler, per_clip: int) -> Iterator[Any]
             )
 
 
-def train_worker(config_values: dict[str, Any]) -> None:
-    config = TrainConfig(**config_values)
-    context = ray.train.get_context()
-    rank = context.get_world_rank()
+class TrainTask(Protocol):
+    """What one kind of training brings to the shared worker loop (`run_task`): its models, samples,
+    step and checkpoint files. The loop owns seeding, resume, progress posts, logs and checkpoints."""
+
+    def restore(self, folder: Path) -> dict[str, Any]:
+        """Load a checkpoint's models into the (unwrapped) models; return its train state."""
+        ...
+
+    def prepare(self, state: dict[str, Any] | None) -> None:
+        """Wrap the trained models for DDP, build the optimisers, load their state when resuming."""
+        ...
+
+    def sampler(self, seed: int) -> RowSampler: ...
+
+    def collate(self, samples: list[Any]) -> Any: ...
+
+    def step(self, micro_batches: list[Any], step: int) -> dict[str, float]:
+        """One optimiser step over the micro-batches; metrics with a "total"."""
+        ...
+
+    def save(self, folder: Path, step: int, starts: list[int]) -> None: ...
+
+
+def run_task(config: Any, build: Callable[[torch.device], TrainTask], board: Any) -> None:
+    """The worker loop every model trains in: seed, build the task, resume from Ray Train's checkpoint,
+    then steps, with a log line every `log_every` and a checkpoint every `checkpoint_every` steps."""
+    rank = ray.train.get_context().get_world_rank()
+    progress = StepPoster(board, rank)
+    progress.phase("loading models", 0)
     device = ray.train.torch.get_device()
     torch.manual_seed(config.seed + rank)
-    models = build_models(config, device)
+    task = build(device)
     step, state = 0, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
+        progress.phase("restoring", 0)
         with checkpoint.as_directory() as folder:
-            state = restore(Path(folder), models)
+            state = task.restore(Path(folder))
         step = int(state["step"])
         log.info("resuming %s at step %d", config.run_name, step)
     starts = [*state.get("starts", []), step] if state is not None else [0]
-    models.unet = ray.train.torch.prepare_model(models.unet)
-    for name in ("face_d", "mouth_d"):
-        if getattr(models, name) is not None:
-            setattr(models, name, ray.train.torch.prepare_model(getattr(models, name)))
-    trainer = TrainStep(models, config, device)
-    if state is not None:
-        trainer.generator_opt.load_state_dict(state["generator_opt"])
-        if trainer.discriminator_opt is not None and "discriminator_opt" in state:
-            trainer.discriminator_opt.load_state_dict(state["discriminator_opt"])
-    margins = (config.margin_mean, config.margin_std, config.margin_max)
-    sampler = ClipSampler(config.dataset, config.frames_per_sample, margins, seed=config.seed * 7919 + rank + step)
+    task.prepare(state)
+    sampler = task.sampler(config.seed * 7919 + rank + step)
     samples = clip_stream(ray.train.get_dataset_shard("clips"), sampler, config.samples_per_clip)
+    progress.begin(step)
     while step < config.steps:
-        micro = [collate([next(samples) for _ in range(config.batch_size)]) for _ in range(config.grad_accum)]
-        metrics = trainer(micro, step)
+        micro = [task.collate([next(samples) for _ in range(config.batch_size)]) for _ in range(config.grad_accum)]
+        metrics = task.step(micro, step)
         step += 1
+        progress.step(step, metrics["total"])
         metrics["step"] = step
         if rank == 0 and (step % config.log_every == 0 or step == 1):
             log.info("step %d: %s", step, json.dumps({k: round(v, 5) for k, v in metrics.items()}))
         if step % config.checkpoint_every == 0 or step == config.steps:
-            save = partial(save_checkpoint, step=step, trainer=trainer, config=config, starts=starts)
-            report_checkpoint(metrics, step, rank, save)
+            progress.phase("saving", step)
+            report_checkpoint(metrics, step, rank, partial(task.save, step=step, starts=starts))
+    progress.phase("done", step)
+
+
+class MuseTalkTask:
+    """MuseTalk's UNet (stage 1 or 2) with its discriminators, as a `TrainTask`."""
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        self.config = config
+        self.device = device
+        self.models = build_models(config, device)
+        self.trainer: TrainStep | None = None
+
+    def restore(self, folder: Path) -> dict[str, Any]:
+        return restore(folder, self.models)
+
+    def prepare(self, state: dict[str, Any] | None) -> None:
+        models = self.models
+        models.unet = ray.train.torch.prepare_model(models.unet)
+        for name in ("face_d", "mouth_d"):
+            if getattr(models, name) is not None:
+                setattr(models, name, ray.train.torch.prepare_model(getattr(models, name)))
+        self.trainer = TrainStep(models, self.config, self.device)
+        if state is not None:
+            self.trainer.generator_opt.load_state_dict(state["generator_opt"])
+            if self.trainer.discriminator_opt is not None and "discriminator_opt" in state:
+                self.trainer.discriminator_opt.load_state_dict(state["discriminator_opt"])
+
+    def sampler(self, seed: int) -> ClipSampler:
+        config = self.config
+        margins = (config.margin_mean, config.margin_std, config.margin_max)
+        return ClipSampler(config.dataset, config.frames_per_sample, margins, seed=seed)
+
+    def collate(self, samples: list[Any]) -> dict[str, Any]:
+        return collate(samples)
+
+    def step(self, micro_batches: list[Any], step: int) -> dict[str, float]:
+        assert self.trainer is not None, "prepare() first"
+        return self.trainer(micro_batches, step)
+
+    def save(self, folder: Path, step: int, starts: list[int]) -> None:
+        assert self.trainer is not None, "prepare() first"
+        save_checkpoint(folder, step, self.trainer, self.config, starts)
+
+
+def train_worker(config_values: dict[str, Any]) -> None:
+    values, board = without_board(config_values)
+    config = TrainConfig(**values)
+    run_task(config, partial(MuseTalkTask, config), board)
 
 
 def report_checkpoint(metrics: dict[str, float], step: int, rank: int, save: Callable[[Path], None]) -> None:

@@ -13,6 +13,7 @@ from musedub.infra.storage import is_local, join_uri, list_files, local_path
 from musedub.pipeline.core.ray_adapter import read_parquet
 from musedub.pipeline.dataset.sis_index import SIS_MARKERS
 from musedub.pipeline.dataset.tables import require_dataset
+from musedub.pipeline.train.progress import BOARD, StepBoard
 
 # what training reads of the clips table (a subset of tables.CLIP_SCHEMA; tests check it)
 TRAIN_CLIP_COLUMNS = [
@@ -60,11 +61,13 @@ def fit(
     values: dict[str, Any],
     config: Any,
     clips: Any,  # a Ray dataset from `clips_dataset`
+    board: StepBoard | None = None,
 ) -> ray.train.Result:
-    """Run `worker` on `config.num_workers` DDP workers; the result's checkpoint is the last one."""
+    """Run `worker` on `config.num_workers` DDP workers; the result's checkpoint is the last one.
+    With a `board`, rank 0 posts its phases and steps there."""
     trainer = TorchTrainer(
         worker,
-        train_loop_config=values,
+        train_loop_config=values if board is None else {**values, BOARD: board.actor},
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.num_workers,
             use_gpu=config.use_gpu,

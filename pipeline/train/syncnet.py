@@ -23,6 +23,7 @@ from musedub.models.syncnet import SYNC_FRAMES, SYNCNET_CONFIG, TINY_SYNCNET_CON
 from musedub.pipeline.audio.log_mel import mel_window
 from musedub.pipeline.train.data import ClipSampler
 from musedub.pipeline.train.loop import clip_stream, report_checkpoint
+from musedub.pipeline.train.progress import StepPoster, without_board
 from musedub.pipeline.train.step import unwrap
 
 log = logging.getLogger(__name__)
@@ -69,14 +70,18 @@ def sync_pair(sampler: ClipSampler, row: dict[str, Any], min_shift: int) -> tupl
 
 
 def syncnet_worker(config_values: dict[str, Any]) -> None:
-    config = SyncNetTrainConfig(**config_values)
+    values, board = without_board(config_values)
+    config = SyncNetTrainConfig(**values)
     rank = ray.train.get_context().get_world_rank()
+    progress = StepPoster(board, rank)
+    progress.phase("loading models", 0)
     device = ray.train.torch.get_device()
     torch.manual_seed(config.seed + rank)
     model = SyncNet(TINY_SYNCNET_CONFIG if config.size == "tiny" else SYNCNET_CONFIG).to(device)
     optimizer_state, step = None, 0
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
+        progress.phase("restoring", 0)
         with checkpoint.as_directory() as folder:
             model = SyncNet.from_pretrained(Path(folder) / "syncnet").to(device)
             state = torch.load(Path(folder) / "train_state.pt", map_location="cpu", weights_only=True)
@@ -91,6 +96,7 @@ def syncnet_worker(config_values: dict[str, Any]) -> None:
     rows = clip_stream(
         ray.train.get_dataset_shard("clips"), _PairSampler(sampler, config.min_shift), config.samples_per_clip
     )
+    progress.begin(step)
     while step < config.steps:
         faces, mels, labels = zip(*[next(rows) for _ in range(config.batch_size)], strict=True)
         similarity = model(torch.from_numpy(np.stack(faces)).to(device), torch.from_numpy(np.stack(mels)).to(device))
@@ -100,15 +106,18 @@ def syncnet_worker(config_values: dict[str, Any]) -> None:
         optimizer.step()
         step += 1
         metrics = {"step": step, "loss": float(loss.detach())}
+        progress.step(step, metrics["loss"])
         if rank == 0 and (step % config.log_every == 0 or step == 1):
             log.info("syncnet step %d: loss %.5f", step, metrics["loss"])
         if step % config.checkpoint_every == 0 or step == config.steps:
+            progress.phase("saving", step)
 
             def save(folder: Path, step: int = step) -> None:
                 unwrap(model).save_pretrained(folder / "syncnet")
                 torch.save({"step": step, "optimizer": optimizer.state_dict()}, folder / "train_state.pt")
 
             report_checkpoint(metrics, step, rank, save)
+    progress.phase("done", step)
 
 
 class _PairSampler:

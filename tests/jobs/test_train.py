@@ -85,7 +85,9 @@ def test_preprocess_index_train_and_dub(
     flags = ["--weights", str(weights), "--landmarks", "dlib", "--address", ray_cluster]
 
     assert main(["preprocess", str(sources), dataset, *flags]) == 0
-    body = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    body = json.loads(captured.out)
+    assert "preprocess: 4/4 sources, 2 failed" in captured.err  # progress on stderr, fed by the run
     report = body["this_run"]
     assert report["sources"] == 4 and report["failed"] == 2
     assert set(report["errors"]) == {str(sources / "broken.mkv"), str(sources / "mute.mp4")}
@@ -113,7 +115,9 @@ def test_preprocess_index_train_and_dub(
     assert tree(fs, f"{s3_bucket}/dataset") == before  # nothing new written
 
     assert main(["index", dataset, "--address", ray_cluster]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["indexed"] == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["indexed"] == 2
+    assert "index: 2/2 sources, 0 failed" in captured.err
     fs.invalidate_cache()
     sis = pq.read_table(f"{s3_bucket}/dataset/sis", filesystem=fs, partitioning=None)
     assert sis.num_rows == 42 + 50 + 60
@@ -140,7 +144,8 @@ def test_preprocess_index_train_and_dub(
         )
     )
     assert main(["train-syncnet", str(syncnet_config), "--address", ray_cluster]) == 0
-    assert "loss" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "loss" in captured.out and "train-syncnet: 4/4 steps" in captured.err  # rank 0's posts reached the driver
     trained_syncnet = runs / "sync" / "step-00000004" / "syncnet"
     SyncNet.from_pretrained(trained_syncnet)  # loads strictly
     shutil.rmtree(weights / "syncnet")
@@ -171,7 +176,8 @@ def test_preprocess_index_train_and_dub(
         assert workers, "no Ray Train worker to kill"
         workers[0].kill()
         assert run.result(timeout=600) == 0
-    assert "step-00000012" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "step-00000012" in captured.out and "train: 12/12 steps" in captured.err
     checkpoint1 = runs / "s1" / "step-00000012"
     assert (checkpoint1 / "musetalkV15" / "unet.pth").is_file()
     state = torch.load(checkpoint1 / "train_state.pt", weights_only=True)
