@@ -28,6 +28,16 @@ from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """torch on one thread, as stage actors run: on two threads tiny models stall when other work
+    shares the cores (a tiny predictor step took 1.2 s instead of 6 ms)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> WeightsLayout:
     return write_random_weights(tmp_path_factory.mktemp("weights") / "tiny", tiny=True, seed=0, with_v10=True)
