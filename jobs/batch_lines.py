@@ -4,6 +4,7 @@ batch's) and one per ended job. They read the same in a terminal, `ray job logs`
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import typer
 
@@ -13,6 +14,7 @@ from musedub.pipeline.dub.outcome import JobOutcome
 from musedub.pipeline.dub.plan import report_uri
 
 LINE_EVERY = 10.0  # seconds between two tracking lines (a film has hundreds of chunks)
+SEGMENT_STAGES = ("Crop", "AudioPrompt", "Generate", "BlendEncode")  # as the stages report their seconds
 
 
 class BatchLines:
@@ -23,6 +25,7 @@ class BatchLines:
         self.total = 0
         self.frames = 0
         self.per_job: dict[str, tuple[int, float]] = {}  # frames done, time of the first
+        self.states: dict[str, JobState] = {}  # each job's state: its stages' busy seconds so far
         self.started = time.perf_counter()
         self.said = 0.0  # when a tracking line was last printed
 
@@ -40,6 +43,7 @@ class BatchLines:
 
     def count(self, state: JobState, frames: int) -> None:
         job = state.plan.job_id
+        self.states[job] = state
         done, first = self.per_job.get(job, (0, self.started))
         self.per_job[job] = (done + frames, first)
         self.frames += frames
@@ -52,13 +56,23 @@ class BatchLines:
     def batch_rate(self) -> float:
         return self.frames / max(time.perf_counter() - self.started, 1e-6)
 
+    def stage_rates(self) -> str:
+        """Frames per busy second of each segment stage, summed over its workers and the batch's jobs
+        (segments reused from an earlier run count frames but no time, so they are left out)."""
+        seconds: Counter[str] = Counter()
+        for state in self.states.values():
+            seconds.update({k: v for k, v in state.seconds.items() if k in SEGMENT_STAGES})
+        frames = self.frames - sum(state.reused_frames for state in self.states.values())
+        rates = [f"{name} {frames / seconds[name]:.1f}" for name in SEGMENT_STAGES if seconds[name] > 0]
+        return f"busy fps {', '.join(rates)}" if rates else ""
+
     def segment_done(self, state: JobState, frames: int) -> None:
         self.count(state, frames)
         job = state.plan.job_id
         done, rate = self.per_job_rate(job)
         typer.echo(
             f"[{job}] {done}/{state.plan.total} frames, {rate:.1f} fps"
-            f" | batch {self.frames}/{self.total} frames, {self.batch_rate():.1f} fps",
+            f" | batch {self.frames}/{self.total} frames, {self.batch_rate():.1f} fps | {self.stage_rates()}",
             err=True,
         )
 

@@ -65,7 +65,9 @@ class BatchBars(BatchLines):
 
     def _describe(self) -> str:
         ended = self.ended
-        return f"batch: {ended['done']} done, {ended['failed']} failed, {ended['up to date']} up to date"
+        text = f"batch: {ended['done']} done, {ended['failed']} failed, {ended['up to date']} up to date"
+        rates = self.stage_rates()
+        return f"{text} ({escape(rates)})" if rates else text
 
     def planned(self, total_frames: int) -> None:
         super().planned(total_frames)
@@ -86,7 +88,7 @@ class BatchBars(BatchLines):
         done, rate = self.per_job_rate(job)
         self.bars.update(self.jobs[job], completed=done, fps=rate)
         if self.batch is not None:
-            self.bars.update(self.batch, completed=self.frames, fps=self.batch_rate())
+            self.bars.update(self.batch, completed=self.frames, fps=self.batch_rate(), description=self._describe())
 
     def job_done(self, outcome: JobOutcome) -> None:
         self.ended[outcome.status] = self.ended.get(outcome.status, 0) + 1

@@ -76,6 +76,7 @@ class JobState:
     seconds: Counter[str] = field(default_factory=Counter)
     done: set[str] = field(default_factory=set)  # segment ids finished
     reused: int = 0
+    reused_frames: int = 0  # of those, frames made by an earlier run (no stage time here)
 
     def segment_uri(self, segment_id: str) -> str:
         return join_uri(self.work, f"{segment_id}.mp4")
@@ -323,6 +324,7 @@ class BatchRunner:
                     state.statuses.update(record["statuses"])
                     state.done.add(segment.segment_id)
                     state.reused += 1
+                    state.reused_frames += segment.frames
                     progress.segment_done(state, segment.frames)
                     continue
                 row = state.plan.segment_row(segment, state.choice)

@@ -37,6 +37,7 @@ def test_batch_bars_show_jobs_frames_and_every_ended_job() -> None:
     bars.tracked(0, 300)  # the first phase moves from its first second
     bars.tracked(300, 300)
     a, b = job_state("film-a", 200), job_state("film-b", 100)
+    a.seconds.update({"TrackFaces": 9.0, "Crop": 0.5, "Generate": 4.0})  # as the segment rows report them
     bars.segment_done(a, 100)
     bars.segment_done(b, 100)
     bars.job_done(JobOutcome("film-b", "done", "out/b.mp4", frames=100, seconds=3.0))
@@ -45,6 +46,7 @@ def test_batch_bars_show_jobs_frames_and_every_ended_job() -> None:
     text = screen.getvalue()
     assert "batch: 1 done, 1 failed, 0 up to date" in text
     assert "tracking faces (source)" in text and "300/300 frames" in text
+    assert "busy fps Crop 400.0, Generate 50.0" in text  # 200 frames over each stage's busy seconds
     assert "200/300 frames" in text and "film-a" in text
     assert "[film-b] committed out/b.mp4" in text and "[film-a] failed: video out/a.mp4 is corrupt" in text
 
@@ -65,13 +67,16 @@ def test_without_a_terminal_batch_progress_is_plain_lines(capsys: pytest.Capture
     lines.planned(300)
     for tracked in (0, 100, 200, 300):  # a line at once, at most one per 10 s, and the last
         lines.tracked(tracked, 300)
-    lines.segment_done(job_state("film-a", 200), 100)
+    state = job_state("film-a", 200)
+    state.seconds.update({"Generate": 2.0, "BlendEncode": 4.0})
+    lines.segment_done(state, 100)
     lines.job_done(JobOutcome("film-a", "up to date", "out/a.mp4"))
     captured = capsys.readouterr()
     assert captured.out == ""  # stdout stays clean for JSON and tables
     said = captured.err.splitlines()
     assert [line.split(" source")[0] for line in said[:2]] == ["tracking faces: 0/300", "tracking faces: 300/300"]
     assert said[2].startswith("[film-a] 100/200 frames") and "[film-a] up to date" in captured.err
+    assert said[2].endswith("| busy fps Generate 50.0, BlendEncode 25.0")
 
 
 def test_item_bars_show_done_failed_total_rates_and_each_ended_item() -> None:
