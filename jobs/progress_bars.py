@@ -25,7 +25,7 @@ from rich.progress import (
 )
 
 from musedub.infra.webhook import Webhook
-from musedub.jobs.batch_lines import BatchLines
+from musedub.jobs.batch_lines import LINE_EVERY, BatchLines
 from musedub.jobs.item_lines import FailureWatch, ItemLines, Tally
 from musedub.pipeline.core.errors import ErrorsTable
 from musedub.pipeline.dub.batch import JobState
@@ -61,13 +61,12 @@ class BatchBars(BatchLines):
         self.batch: TaskID | None = None
         self.jobs: dict[str, TaskID] = {}
         self.tracking: TaskID | None = None
+        self.rates_said = 0.0
         self.ended = {"done": 0, "failed": 0, "up to date": 0}
 
     def _describe(self) -> str:
         ended = self.ended
-        text = f"batch: {ended['done']} done, {ended['failed']} failed, {ended['up to date']} up to date"
-        rates = self.stage_rates()
-        return f"{text} ({escape(rates)})" if rates else text
+        return f"batch: {ended['done']} done, {ended['failed']} failed, {ended['up to date']} up to date"
 
     def planned(self, total_frames: int) -> None:
         super().planned(total_frames)
@@ -88,7 +87,11 @@ class BatchBars(BatchLines):
         done, rate = self.per_job_rate(job)
         self.bars.update(self.jobs[job], completed=done, fps=rate)
         if self.batch is not None:
-            self.bars.update(self.batch, completed=self.frames, fps=self.batch_rate(), description=self._describe())
+            self.bars.update(self.batch, completed=self.frames, fps=self.batch_rate())
+        now = time.perf_counter()
+        if (rates := self.stage_rates()) and (not self.rates_said or now - self.rates_said >= LINE_EVERY):
+            self.rates_said = now  # a line above the bars now and then, not a bar description that squeezes them
+            self.console.print(f"stages: {rates}", markup=False, highlight=False)
 
     def job_done(self, outcome: JobOutcome) -> None:
         self.ended[outcome.status] = self.ended.get(outcome.status, 0) + 1

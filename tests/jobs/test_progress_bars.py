@@ -46,7 +46,7 @@ def test_batch_bars_show_jobs_frames_and_every_ended_job() -> None:
     text = screen.getvalue()
     assert "batch: 1 done, 1 failed, 0 up to date" in text
     assert "tracking faces (source)" in text and "300/300 frames" in text
-    assert "busy fps Crop 400.0, Generate 50.0" in text  # 200 frames over each stage's busy seconds
+    assert "stages: busy fps Crop 200.0, Generate 25.0" in text  # 100 frames over each stage's busy seconds
     assert "200/300 frames" in text and "film-a" in text
     assert "[film-b] committed out/b.mp4" in text and "[film-a] failed: video out/a.mp4 is corrupt" in text
 
