@@ -40,9 +40,23 @@ STAGE_DEFAULTS: dict[int, dict[str, Any]] = {
 }
 
 
-class TrainConfig(BaseModel):
+class RunSettings(BaseModel):
+    """How every training run (MuseTalk, SyncNet, style) is spread, checkpointed and logged."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    samples_per_clip: int = Field(default=4, gt=0)  # drawn per clip visit: amortises reading its crops
+    checkpoint_every: int = Field(default=1000, gt=0)
+    keep_checkpoints: int = Field(default=3, gt=0)
+    num_workers: int = Field(default=1, gt=0)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+    max_failures: int = 3  # worker restarts from the last checkpoint before the run fails
+    seed: int = 0
+    log_every: int = Field(default=10, gt=0)
+
+
+class TrainConfig(RunSettings):
     stage: Literal[1, 2]
     dataset: str  # written by `musedub preprocess` and `musedub index`
     output: str  # Ray Train storage: checkpoints under OUTPUT/RUN_NAME
@@ -66,18 +80,9 @@ class TrainConfig(BaseModel):
     gan_start: int = 1000  # GAN and feature matching off before this step
     discriminator_lr: float | None = None  # default: the generator's
     discriminator_width: int = Field(default=64, gt=0)
-    samples_per_clip: int = Field(default=4, gt=0)  # drawn per clip visit: amortises reading its crops
     margin_mean: float = 10.0  # dynamic margin sampling: bottom margin ~ N(mean, std) clipped
     margin_std: float = 10.0
     margin_max: int = 20
-    checkpoint_every: int = Field(default=1000, gt=0)
-    keep_checkpoints: int = Field(default=3, gt=0)
-    num_workers: int = Field(default=1, gt=0)
-    use_gpu: bool = False
-    cpus_per_worker: float = Field(default=1.0, gt=0)
-    max_failures: int = 3  # worker restarts from the last checkpoint before the run fails
-    seed: int = 0
-    log_every: int = Field(default=10, gt=0)
 
     @model_validator(mode="before")
     @classmethod

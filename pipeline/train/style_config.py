@@ -1,7 +1,7 @@
 """The configuration of a style-generator training run (`musedub train-style predictor|renderer CONFIG`).
 
-A model of its own rather than a `stage` of `TrainConfig`: the two share the run fields (output,
-checkpoints, workers, steps) but not the model fields, and TrainConfig's stage defaults and checks
+A model of its own rather than a `stage` of `TrainConfig`: the two share the run fields
+(`RunSettings`: checkpoints, workers, logs) but not the model fields, and TrainConfig's stage defaults and checks
 are MuseTalk's. Loss weights are our choices (docs/STYLE.md): no published figures exist.
 """
 
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from musedub.pipeline.train.config import RunSettings
 
 StyleModelKind = Literal["predictor", "renderer"]
 
 
-class StyleTrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class StyleTrainConfig(RunSettings):
     kind: StyleModelKind  # the command's positional argument
     dataset: str  # written by `musedub preprocess` (landmarks, whisper features; crops for the renderer)
     output: str  # Ray Train storage: checkpoints under OUTPUT/RUN_NAME
@@ -40,15 +40,6 @@ class StyleTrainConfig(BaseModel):
     l2: float = Field(default=0.0, ge=0)  # predictor: MSE on the mouth points
     velocity: float = Field(default=1.0, ge=0)  # predictor: L1 on frame-to-frame point motion
     perceptual: float = Field(default=0.0, ge=0)  # renderer: VGG19 loss on decoded crops (0: off)
-    samples_per_clip: int = Field(default=4, gt=0)
-    checkpoint_every: int = Field(default=1000, gt=0)
-    keep_checkpoints: int = Field(default=3, gt=0)
-    num_workers: int = Field(default=1, gt=0)
-    use_gpu: bool = False
-    cpus_per_worker: float = Field(default=1.0, gt=0)
-    max_failures: int = 3
-    seed: int = 0
-    log_every: int = Field(default=10, gt=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -16,11 +16,12 @@ import numpy as np
 import ray.train
 import ray.train.torch
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch.nn import functional as F
 
 from musedub.models.syncnet import SYNC_FRAMES, SYNCNET_CONFIG, TINY_SYNCNET_CONFIG, SyncNet
 from musedub.pipeline.audio.log_mel import mel_window
+from musedub.pipeline.train.config import RunSettings
 from musedub.pipeline.train.data import ClipSampler
 from musedub.pipeline.train.loop import clip_stream, report_checkpoint
 from musedub.pipeline.train.progress import StepPoster, without_board
@@ -29,9 +30,7 @@ from musedub.pipeline.train.step import unwrap
 log = logging.getLogger(__name__)
 
 
-class SyncNetTrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SyncNetTrainConfig(RunSettings):
     dataset: str
     output: str
     run_name: str = "syncnet"
@@ -41,15 +40,6 @@ class SyncNetTrainConfig(BaseModel):
     lr: float = Field(default=1e-4, gt=0)
     min_shift: int = Field(default=5, gt=0)  # frames between a negative's audio and its faces
     min_face: int = 150
-    checkpoint_every: int = Field(default=1000, gt=0)
-    keep_checkpoints: int = Field(default=3, gt=0)
-    samples_per_clip: int = Field(default=4, gt=0)
-    num_workers: int = Field(default=1, gt=0)
-    use_gpu: bool = False
-    cpus_per_worker: float = Field(default=1.0, gt=0)
-    max_failures: int = 3
-    seed: int = 0
-    log_every: int = Field(default=10, gt=0)
 
     # read by the shared clip filter and stream
     @property
