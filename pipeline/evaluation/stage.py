@@ -8,14 +8,19 @@ tracked and their faces cropped as dubbing crops them (v1.5 box, 10 px below the
   the source's faces (the person's identity; frames need not correspond one to one).
 - LSE-D/C: our SyncNet over every window of 16 consecutive dubbed faces against the log-mel of
   the dub's own audio, shifted by up to 15 frames (sync.py).
+- LMD: each dubbed face's mouth points against the source's at the frame that output frame was made
+  from (lmd.py), which the job's length policy says (row `length_policy`). That mapping is the dub
+  package's, which evaluation may not import: the command hands its function in (`frame_map`).
 Crops are consumed as they are made, so a film's every frame fits in memory.
 A failure raises: the adapter records it in the run's errors table and the other jobs go on.
-LSE is NaN (reported as null) when no 16-frame window has faces and audio: not measured.
+LSE is NaN (reported as null) when no 16-frame window has faces and audio: not measured; LMD when
+no dub frame and its source frame both have a whole face.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,16 +35,22 @@ from musedub.models.weights.store import ModelStore
 from musedub.pipeline.audio.log_mel import log_mel
 from musedub.pipeline.core.stage import Resources, Row
 from musedub.pipeline.evaluation.fid import FEATURE_BATCH, FID_NETWORKS, FidFeatures, FidNetwork
+from musedub.pipeline.evaluation.lmd import LipDistance
 from musedub.pipeline.evaluation.metrics import FeatureStats, csim
 from musedub.pipeline.evaluation.sampling import FrameSample, parse_frames, sampled_runs
 from musedub.pipeline.evaluation.sync import MAX_OFFSET, SyncWindows, lse_of_windows, window_starts
-from musedub.pipeline.face.crop_geometry import FaceStatus, crop_box, crop_face, face_status
+from musedub.pipeline.face.crop_geometry import Box, FaceStatus, crop_box, crop_face, face_status
 from musedub.pipeline.face.track import FaceTracker
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.frames import FrameReader
 from musedub.pipeline.media.probe import VideoInfo, probe_video
 
 IDENTITY_DIM = 128
+# (start, stop, video_frames, length policy) -> the source frame (stop - start,) of each output frame:
+# pipeline/dub/length_policy.py's source_frames
+FrameMap = Callable[[int, int, int, Any], np.ndarray]
+# what each scored frame with a whole face is also handed to: (frame index, landmarks (68, 2), crop box)
+FaceSink = Callable[[int, np.ndarray, Box], None]
 
 
 def identity_model_path() -> Path:
@@ -86,6 +97,9 @@ def protocol(settings: EvalSettings) -> dict[str, str]:
         "csim": "dlib ResNet descriptor of each dub face vs the source's mean descriptor, cosine, mean per job",
         "lse": f"our SyncNet, windows of {SYNC_FRAMES} consecutive dub faces vs the dub's audio, shifts of "
         f"+-{MAX_OFFSET} frames; mean per job",
+        "lmd": "mouth points 48..67 of each dub face vs the source's at the frame the job's length policy fed it, "
+        "both in the source frame's crop box, mean point distance x 256 (pixels of the 256x256 crop); mean per "
+        "job over frames where both have a whole face, pooled weighted by those frames",
     }
 
 
@@ -102,6 +116,7 @@ class Faces:
 @dataclass
 class EvalStage:
     settings: EvalSettings
+    frame_map: FrameMap
     resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
     _detector: LandmarkDetector | None = field(default=None, init=False, repr=False)
     _fid: FidFeatures | None = field(default=None, init=False, repr=False)
@@ -122,10 +137,17 @@ class EvalStage:
 
     def _evaluate(self, row: Row) -> dict[str, Any]:
         assert self._syncnet is not None
-        source = self._faces(probe_video(row["video"], what="source video"), None)
+        lips = LipDistance()
+        source_info = probe_video(row["video"], what="source video")
+        source = self._faces(source_info, None, lips.add_source)
         dub_info = probe_video(row["output"], what="dubbed output")
+        fed = self._source_of(row, dub_info.frame_count, source_info.frame_count)  # (dub frames,)
         mel = log_mel(decode_audio_16k_mono(row["output"], "dubbed output's audio"))
-        dub = self._faces(dub_info, window_starts(dub_info.frame_count, mel.shape[1]))
+        dub = self._faces(
+            dub_info,
+            window_starts(dub_info.frame_count, mel.shape[1]),
+            lambda index, marks, _box: lips.add_dub(int(fed[index]), marks),
+        )
         if source.stats.count < 2 or dub.stats.count < 2:
             raise InputError(f"fewer than 2 faces found in {row['video']} or {row['output']}: nothing to compare")
         score = lse_of_windows(self._syncnet, dub.window_starts, dub.window_faces, mel)
@@ -138,10 +160,24 @@ class EvalStage:
             "lse_c": score.confidence if score else float("nan"),
             "offset": score.offset if score else 0,
             "faces": dub.stats.count,
+            "lmd": lips.value,
+            "lmd_frames": lips.frames,
         }
 
-    def _faces(self, info: VideoInfo, sync_starts: range | None) -> Faces:
-        """Track, crop and consume the scored frames run by run (a run is tracked on its own: runs are not adjacent)."""
+    def _source_of(self, row: Row, dub_frames: int, source_frames: int) -> np.ndarray:
+        """The source frame each output frame was made from, under the row's length policy."""
+        policy = row["length_policy"]
+        try:
+            return self.frame_map(0, dub_frames, source_frames, policy)
+        except ValueError as exc:  # e.g. trim-audio, yet the dub is longer than its source
+            raise InputError(
+                f"{row['output']}'s frames do not map to {row['video']}'s under length policy {policy} ({exc}): "
+                "set the manifest row's length_policy (or --length-policy) to the one it was dubbed with"
+            ) from None
+
+    def _faces(self, info: VideoInfo, sync_starts: range | None, each_face: FaceSink) -> Faces:
+        """Track, crop and consume the scored frames run by run (a run is tracked on its own: runs are not adjacent);
+        each whole face also goes to `each_face` (LMD's mouths), so landmarks are tracked once for every metric."""
         import dlib
 
         assert self._detector is not None and self._fid is not None and self._syncnet is not None
@@ -166,6 +202,7 @@ class EvalStage:
                     box = crop_box(marks, info.height) if not np.isnan(marks).any() else None
                     if face_status(marks, box, info.width, info.height, 0) != FaceStatus.OK or box is None:
                         continue
+                    each_face(index, marks, box)
                     rect = dlib.rectangle(box.x1, box.y1, box.x2, box.y2)
                     shape = dlib.full_object_detection(rect, [dlib.point(int(x), int(y)) for x, y in marks])
                     identities.append(np.array(self._identity.compute_face_descriptor(frame, shape), np.float32))

@@ -1,4 +1,4 @@
-"""`musedub eval` on a real dub of the astronaut clip: FID (Inception-v3, every frame), CSIM and LSE come
+"""`musedub eval` on a real dub of the astronaut clip: FID (Inception-v3, every frame), CSIM, LSE and LMD come
 out, a missing output fails on its own, and the report is valid JSON."""
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ def test_eval_scores_a_dub_and_isolates_a_bad_job(
     assert 0.8 < summary["csim"] <= 1.0  # the same person: only the mouth was regenerated
     assert summary["lse_d"] >= 0 and summary["lse_c"] >= 0
     assert [j["job_id"] for j in summary["per_job"]] == ["dub"]
+    (job,) = summary["per_job"]
+    assert 0 < job["lmd_frames"] <= 55 and math.isfinite(job["lmd"]) and job["lmd"] >= 0  # mouth vs the source's
+    assert (summary["lmd"], summary["lmd_frames"]) == (pytest.approx(job["lmd"]), job["lmd_frames"])
     assert set(summary["failed"]) == {"missing"} and "never-written.mp4" in summary["failed"]["missing"]
     errors = pq.read_table(tmp_path / ".musedub-runs" / summary["run_id"] / "errors").to_pylist()
     assert [(e["item_id"], e["stage"], e["error_class"]) for e in errors] == [("missing", "Eval", "InputError")]
