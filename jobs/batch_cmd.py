@@ -25,6 +25,7 @@ from musedub.jobs.job_flags import (
     Device,
     Dtype,
     FaceMinSize,
+    Generator,
     GpuPool,
     KeepWork,
     Landmarks,
@@ -40,6 +41,8 @@ from musedub.jobs.job_flags import (
     SegmentSeconds,
     Speaker,
     StillFps,
+    StyleReference,
+    StyleSteps,
     Version,
     WebhookAllowPrivate,
     WebhookUrl,
@@ -98,6 +101,9 @@ def batch(
     detect_every: DetectEvery = DEFAULTS.detect_every,
     min_face: MinFace = DEFAULTS.min_face,
     speaker: Speaker = DEFAULTS.speaker,
+    generator: Generator = DEFAULTS.generator,
+    style_reference: StyleReference = DEFAULTS.style_reference,
+    style_steps: StyleSteps = DEFAULTS.style_steps,
     face_min_size: FaceMinSize = DEFAULTS.face_min_size,
     max_faces: MaxFaces = DEFAULTS.max_faces,
     still_fps: StillFps = DEFAULTS.still_fps,
@@ -119,7 +125,14 @@ def batch(
         return
     if manifest is None:
         raise ConfigError("give a MANIFEST (or --schema to see what a row holds)")
-    check_uris(manifest=manifest, weights=weights, output_prefix=output_prefix, work=work, runs=runs)
+    check_uris(
+        manifest=manifest,
+        weights=weights,
+        output_prefix=output_prefix,
+        work=work,
+        runs=runs,
+        style_reference=style_reference,
+    )
     check_dtype(dtype)
     options = build_options(locals())  # batch-wide defaults; manifest rows override per job
     jobs = load_manifest(manifest, output_prefix) if strict else read_manifest(manifest)

@@ -19,6 +19,7 @@ from musedub.jobs.job_flags import (
     Dtype,
     ExtraMargin,
     FaceMinSize,
+    Generator,
     Landmarks,
     Length,
     Mask,
@@ -30,6 +31,8 @@ from musedub.jobs.job_flags import (
     SegmentSeconds,
     Speaker,
     StillFps,
+    StyleReference,
+    StyleSteps,
     Version,
     build_options,
     check_dtype,
@@ -60,6 +63,9 @@ def dub(
     detect_every: DetectEvery = DEFAULTS.detect_every,
     min_face: MinFace = DEFAULTS.min_face,
     speaker: Speaker = DEFAULTS.speaker,
+    generator: Generator = DEFAULTS.generator,
+    style_reference: StyleReference = DEFAULTS.style_reference,
+    style_steps: StyleSteps = DEFAULTS.style_steps,
     face_min_size: FaceMinSize = DEFAULTS.face_min_size,
     max_faces: MaxFaces = DEFAULTS.max_faces,
     still_fps: StillFps = DEFAULTS.still_fps,
@@ -72,7 +78,7 @@ def dub(
     preview: Preview = False,
 ) -> None:
     """Regenerate the mouth in VIDEO so the lips follow AUDIO; write OUTPUT and OUTPUT.report.json."""
-    check_uris(video=video, audio=audio, output=output, weights=weights)
+    check_uris(video=video, audio=audio, output=output, weights=weights, style_reference=style_reference)
     options = build_options(locals())
     check_dtype(dtype)
     log.info(

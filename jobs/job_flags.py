@@ -34,6 +34,16 @@ Speaker = Annotated[
         "or track:N (see `musedub faces`)."
     ),
 ]
+Generator = Annotated[  # a string checked by DubOptions, so a wrong name is one line like any bad option
+    str, typer.Option(help="musetalk, or style (speaker-style-preserving; ours, no published weights).")
+]
+StyleReference = Annotated[
+    str | None,
+    typer.Option(
+        help="style: a clip, or a folder of clips, of the speaker (default: the source where the dubbed face speaks)."
+    ),
+]
+StyleSteps = Annotated[int, typer.Option(help="style: DDIM steps per frame (cost grows with each step).")]
 FaceMinSize = Annotated[int, typer.Option(help="Faces shorter than this (px) are not tracked.")]
 MaxFaces = Annotated[int, typer.Option(help="Faces followed at once (the largest).")]
 StillFps = Annotated[str, typer.Option(help="Frame rate of the output for a still-image video.")]

@@ -115,6 +115,13 @@ class PreparedConditions:
     ignore: torch.Tensor | None  # (B, N * P) True on padded references' tokens
 
 
+def latent_mask(like: torch.Tensor) -> torch.Tensor:
+    """(B, 1, h, w): 1 on the lower half, where the masked latent was blanked and the mouth is generated."""
+    mask = like.new_zeros(like.shape[0], 1, *like.shape[2:])
+    mask[:, :, like.shape[2] // 2 :] = 1.0
+    return mask
+
+
 class ModulatedConv2d(nn.Module):
     """StyleGAN2's modulated conv: per-sample weights w * s (per input channel), demodulated per output channel."""
 

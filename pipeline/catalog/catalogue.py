@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from musedub.infra.errors import InputError
 from musedub.infra.storage import join_uri, validate_uri
 from musedub.pipeline.dub.manifest import mapping_rows, problems_error, read_rows
 from musedub.pipeline.face.choice import parse_speaker
+from musedub.pipeline.generators.base import GeneratorName
 
 TITLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -32,6 +33,13 @@ class CatalogEntry:
     audio: str | None  # None: no dub audio delivered yet
     where: str
     speaker: str | None = None  # the row's `speaker` column: which face is dubbed (default: the batch's)
+    generator: str | None = None  # the row's `generator` column: musetalk or style (default: the batch's)
+    style_reference: str | None = None  # the row's `style_reference` column (style; default: the source)
+
+    def overrides(self) -> dict[str, str]:
+        """The options this row sets for its jobs, by DubOptions field name."""
+        own = {"speaker": self.speaker, "generator": self.generator, "style_reference": self.style_reference}
+        return {k: v for k, v in own.items() if v is not None}
 
     @property
     def job_id(self) -> str:
@@ -69,6 +77,15 @@ def _entries(values: dict[str, Any], where: str, languages: list[str]) -> tuple[
             parse_speaker(speaker)
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
+    generator = None if _blank(values.get("generator")) else str(values["generator"]).strip()
+    if generator is not None and generator not in get_args(GeneratorName):
+        problems.append(f"{where}: generator {generator!r} is not one of {', '.join(get_args(GeneratorName))}")
+    reference = None if _blank(values.get("style_reference")) else str(values["style_reference"]).strip()
+    if reference is not None:
+        try:
+            validate_uri(reference, "style_reference")
+        except InputError as exc:
+            problems.append(f"{where}: {exc}")
     entries = []
     for language, audio in audios.items():
         if not LANGUAGE.match(language):
@@ -82,7 +99,14 @@ def _entries(values: dict[str, Any], where: str, languages: list[str]) -> tuple[
                 continue
         entries.append(
             CatalogEntry(
-                str(title), language, str(video), None if _blank(audio) else str(audio).strip(), where, speaker
+                str(title),
+                language,
+                str(video),
+                None if _blank(audio) else str(audio).strip(),
+                where,
+                speaker,
+                generator,
+                reference,
             )
         )
     return entries, problems

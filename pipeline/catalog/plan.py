@@ -20,6 +20,7 @@ from musedub.pipeline.dub.manifest import JobSpec
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.plan import job_key
 from musedub.pipeline.dub.report import existing_report
+from musedub.pipeline.generators.style_reference import reference_checksum
 
 NEW, STALE, CURRENT, MISSING = "new", "stale", "up to date", "missing input"
 
@@ -35,7 +36,7 @@ class EntryPlan:
         assert self.entry.audio is not None
         entry = self.entry
         return JobSpec(
-            job_id=entry.job_id, video=entry.video, audio=entry.audio, output=self.output, speaker=entry.speaker
+            job_id=entry.job_id, video=entry.video, audio=entry.audio, output=self.output, **entry.overrides()
         )
 
 
@@ -97,9 +98,15 @@ def plan_catalog(entries: list[CatalogEntry], output_prefix: str, options: DubOp
         if problem is not None:
             planned.append(EntryPlan(entry, MISSING, output, str(problem)))
             continue
+        own = options.model_copy(update=entry.overrides())
         checksums = {"video": str(video), "audio": str(audio)}
+        if own.generator == "style" and own.style_reference:
+            try:
+                checksums["style_reference"] = reference_checksum(own.style_reference)
+            except InputError as exc:
+                planned.append(EntryPlan(entry, MISSING, output, str(exc)))
+                continue
         report = existing_report(output)
-        own = options.model_copy(update={"speaker": entry.speaker}) if entry.speaker else options
         if report is None:
             planned.append(EntryPlan(entry, NEW, output))
         elif report.get("job_key") == job_key(entry.video, entry.audio, output, checksums, own, weights):

@@ -23,8 +23,7 @@ from musedub.pipeline.dataset.clip_cut import DROP_REASONS
 from musedub.pipeline.dataset.settings import TRAIN_FPS, PreprocessSettings
 from musedub.pipeline.dataset.source import PreprocessSourceStage, failed_summary
 from musedub.pipeline.dataset.tables import RUNS, read_markers, source_id
-
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts"})
+from musedub.pipeline.media.probe import VIDEO_SUFFIXES
 
 
 @dataclass

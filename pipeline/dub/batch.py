@@ -50,6 +50,7 @@ from musedub.pipeline.dub.outcome import BatchResult, JobOutcome
 from musedub.pipeline.dub.plan import JobPlan, plan_job, report_uri
 from musedub.pipeline.dub.preview import write_batch_index, write_job_preview
 from musedub.pipeline.dub.report import committed_report, make_report, write_report
+from musedub.pipeline.dub.style_references import ReferenceMaker
 from musedub.pipeline.face.choice import FaceChoice
 from musedub.pipeline.face.crop_geometry import FaceStatus
 from musedub.pipeline.media.index import save_index, video_info
@@ -77,6 +78,10 @@ class JobState:
     done: set[str] = field(default_factory=set)  # segment ids finished
     reused: int = 0
     reused_frames: int = 0  # of those, frames made by an earlier run (no stage time here)
+    style_reference: str = ""  # the style generator's reference file in the work prefix
+
+    def reference_uri(self) -> str:
+        return join_uri(self.work, f"style-{self.plan.key}.npz")
 
     def segment_uri(self, segment_id: str) -> str:
         return join_uri(self.work, f"{segment_id}.mp4")
@@ -176,6 +181,15 @@ def _plan_remote(spec: JobSpec, options: DubOptions, weights: str, work: str, er
     except Exception as exc:
         errors.record(exc, spec.job_id, "plan")
         return None
+
+
+def _reference_remote(plan: JobPlan, choice: FaceChoice, uri: str, errors: ErrorsTable) -> str:
+    """A style job's references written to `uri` -> `uri`, or "" with its error recorded."""
+    try:
+        return ReferenceMaker(plan.weights, plan.options).write(plan, choice, uri)
+    except Exception as exc:
+        errors.record(exc, plan.job_id, "StyleReference")
+        return ""
 
 
 def _finish_remote(
@@ -302,6 +316,24 @@ class BatchRunner:
                 except MusedubError as exc:
                     errors.record(exc, state.plan.job_id, "Track")
 
+    # -- style references ---------------------------------------------------------------------
+    def references(self, states: list[JobState], errors: ErrorsTable) -> list[JobState]:
+        """Each style job's reference file, made once (kept in its work prefix for reruns) -> the
+        jobs that can run (a job whose reference failed has its error recorded)."""
+        calls = []
+        for state in states:
+            if state.plan.options.generator != "style":
+                continue
+            uri = state.reference_uri()
+            if f"style-{state.plan.key}.npz" in set(list_files(state.work)):
+                state.style_reference = uri
+            else:
+                assert state.choice is not None
+                calls.append((state, (state.plan, state.choice, uri, errors)))
+        for (state, _), made in zip(calls, run_tasks(_reference_remote, [c for _, c in calls], cpus=1.0), strict=True):
+            state.style_reference = made
+        return [s for s in states if s.plan.options.generator != "style" or s.style_reference]
+
     # -- segments -----------------------------------------------------------------------------
     def segments(
         self,
@@ -327,7 +359,7 @@ class BatchRunner:
                     state.reused_frames += segment.frames
                     progress.segment_done(state, segment.frames)
                     continue
-                row = state.plan.segment_row(segment, state.choice)
+                row = state.plan.segment_row(segment, state.choice, state.style_reference)
                 row = {**row, "segment_file": state.segment_uri(segment.segment_id)}
                 rows.append(self._item(row, state.plan.job_id, segment.segment_id))
             if state.finished:
@@ -402,6 +434,7 @@ class BatchRunner:
             finishing.start(replace(state, choice=None), random, mask, self.keep_work, errors, self.settings.preview)
             collect(wait=False)
 
+        live = self.references(live, errors)
         if live:
             _write_state(run, jobs, outcomes, "running")  # `musedub status RUN` reads it while this runs
         self.segments(live, errors, progress, complete)

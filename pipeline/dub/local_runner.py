@@ -27,6 +27,7 @@ from musedub.pipeline.dub.model_stages import AudioPromptStage, GenerateStage
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.plan import JobPlan, plan_job
 from musedub.pipeline.dub.report import DubReport, make_report, write_report
+from musedub.pipeline.dub.style_references import ReferenceMaker
 from musedub.pipeline.face.crop_geometry import FaceStatus
 from musedub.pipeline.media.stitch import stitch
 
@@ -81,6 +82,7 @@ class LocalRunner:
         self.prompt = AudioPromptStage(weights, "cpu")
         self.generate = GenerateStage(weights, options, device, dtype, compile)
         self.blend = BlendEncodeStage(options, weights, device)
+        self.references = ReferenceMaker(weights, options)
         self._ready = False
 
     def setup(self) -> None:
@@ -100,16 +102,23 @@ class LocalRunner:
             "job %s: %s; dub audio %.2f s -> %d frames", plan.job_id, plan.description, plan.audio_seconds, plan.total
         )
         seconds: Counter[str] = Counter({"probe": plan.plan_seconds})
+        style = plan.options.generator == "style"
+        given = self.references.given(plan.options) if style else None
         choice = choose_faces(plan, track_job(plan, self.track, seconds, progress))
         require_a_face(video, len(choice.tracks))
         statuses: Counter[str] = Counter()
         segments = plan.segments()
         dubbing = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="musedub-") as work:
+            reference = ""
+            if style:
+                tick = time.perf_counter()
+                reference = self.references.write(plan, choice, str(Path(work) / f"style-{plan.key}.npz"), given)
+                seconds["StyleReference"] += time.perf_counter() - tick
             files = []
             for segment in segments:
                 row = {
-                    **plan.segment_row(segment, choice),
+                    **plan.segment_row(segment, choice, reference),
                     "segment_file": str(Path(work) / f"{segment.segment_id}.mp4"),
                 }
                 for stage in (self.crop, self.prompt, self.generate, self.blend):

@@ -26,6 +26,7 @@ from musedub.pipeline.core.errors import one_line
 from musedub.pipeline.dub.length_policy import LengthPolicy
 from musedub.pipeline.dub.options import X264_PRESETS
 from musedub.pipeline.face.choice import SPEAKER_HELP, parse_speaker
+from musedub.pipeline.generators.base import GeneratorName
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 SHOWN_PROBLEMS = 50
@@ -52,10 +53,17 @@ class JobSpec(BaseModel):
     preset: Literal[X264_PRESETS] | None = None  # type: ignore[valid-type]
     still_fps: str | None = Field(None, max_length=32)
     speaker: str | None = Field(None, max_length=64, description=f"which face is dubbed: {SPEAKER_HELP}")
+    generator: GeneratorName | None = Field(None, description="musetalk, or style (ours; no published weights)")
+    style_reference: str | None = Field(
+        None, max_length=MAX_URI, description="style: a clip or folder of clips of the speaker (default: the source)"
+    )
+    style_steps: int | None = Field(None, ge=1, le=50, description="style: DDIM steps per frame")
 
-    @field_validator("video", "audio", "output")
+    @field_validator("video", "audio", "output", "style_reference")
     @classmethod
-    def _uri(cls, value: str, info: Any) -> str:
+    def _uri(cls, value: str | None, info: Any) -> str | None:
+        if value is None:
+            return value
         try:
             validate_uri(value, info.field_name)
         except InputError as exc:
@@ -73,7 +81,18 @@ class JobSpec(BaseModel):
 
     def overrides(self) -> dict[str, Any]:
         """The per-job options that were set, by DubOptions field name."""
-        fields = ("length_policy", "extra_margin", "bbox_shift", "crf", "preset", "still_fps", "speaker")
+        fields = (
+            "length_policy",
+            "extra_margin",
+            "bbox_shift",
+            "crf",
+            "preset",
+            "still_fps",
+            "speaker",
+            "generator",
+            "style_reference",
+            "style_steps",
+        )
         return {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
 
 

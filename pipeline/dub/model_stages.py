@@ -3,8 +3,9 @@
 Row keys read and added:
 - AudioPromptStage: audio, fps, start, stop, status (n,), rest (n,) -> prompts (k, 50, D) float32 for
   OK frames; where the dub audio rests, the prompt of silence (the mouth at rest)
-- GenerateStage: crops (k, 256, 256, 3), prompts -> generated (k, 256, 256, 3) uint8; crops and
-  prompts are dropped so only the result travels on
+- GenerateStage: crops (k, 256, 256, 3), prompts, dubbed (n,) track ids, style_reference (the job's
+  reference file, style only) -> generated (k, 256, 256, 3) uint8; crops and prompts are dropped so
+  only the result travels on
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from musedub.pipeline.audio.prompts import AudioPrompter
 from musedub.pipeline.core.stage import Resources, Row
 from musedub.pipeline.dub.options import DubOptions, job_options
 from musedub.pipeline.face.crop_geometry import FaceStatus
+from musedub.pipeline.generators.base import FaceGenerator, SegmentInputs
+from musedub.pipeline.generators.load import load_face_generator
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.frame_rate import parse_fps
 
@@ -58,11 +61,13 @@ class AudioPromptStage:
 
 @dataclass
 class GenerateStage:
-    """The fused generator over a segment's face crops, `batch_size` at a time.
+    """A generator plug-in (pipeline/generators) over a segment's face crops, `batch_size` at a time.
 
+    Each job's rows name their generator; one is loaded per worker the first time a row asks for
+    it (`setup()` loads the batch-wide one, so missing weights fail before any segment runs).
     A batch that runs out of GPU memory halves itself and is retried (with a warning); the size
     that fitted is kept for the rest of this worker's segments. With `compile`, every batch is
-    padded to the full batch size (repeating its last crop), so one compiled graph serves all.
+    padded to the full batch size (repeating its last frame), so one compiled graph serves all.
     """
 
     weights: str
@@ -71,7 +76,7 @@ class GenerateStage:
     dtype: str = "auto"
     compile: bool = False
     resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
-    _generator: torch.nn.Module | None = field(default=None, init=False, repr=False)
+    _generators: dict[str, FaceGenerator] = field(default_factory=dict, init=False, repr=False)
     _fits: int = field(default=0, init=False, repr=False)  # the largest batch known to fit; 0: not yet limited
 
     def __post_init__(self) -> None:
@@ -79,36 +84,53 @@ class GenerateStage:
             self.resources = replace(self.resources, gpus=1.0)
 
     def setup(self) -> None:
-        device = resolve_device(self.device)
-        dtype = resolve_dtype(self.dtype, device)
-        generator = ModelStore(self.weights).load_generator(self.options.version, str(device), dtype)
-        if self.compile:
-            generator.compile_static()
-        self._generator = generator
-        log.info("generator on %s in %s%s", device, str(dtype).removeprefix("torch."), ", compiled" * self.compile)
+        self._generator(self.options)
+
+    def _generator(self, options: DubOptions) -> FaceGenerator:
+        if options.generator not in self._generators:
+            device = resolve_device(self.device)
+            dtype = resolve_dtype(self.dtype, device)
+            generator = load_face_generator(options.generator, self.weights, options.version, str(device), dtype)
+            if self.compile:
+                generator.compile_static()
+            self._generators[options.generator] = generator
+            log.info(
+                "generator %s on %s in %s%s",
+                options.generator,
+                device,
+                str(dtype).removeprefix("torch."),
+                ", compiled" * self.compile,
+            )
+        return self._generators[options.generator]
 
     def __call__(self, row: Row) -> Row:
-        assert self._generator is not None, "setup() first"
-        device = next(self._generator.parameters()).device
+        options = job_options(row)
+        generator = self._generator(options)
+        device = generator.device
+        ok = np.asarray(row["status"]) == FaceStatus.OK
         # the segment crosses to the device once each way: no copy (and no wait) per batch
-        crops = torch.from_numpy(row["crops"]).to(device)  # (n, 256, 256, 3) uint8
-        prompts = torch.from_numpy(row["prompts"]).to(device)  # (n, 50, D)
+        inputs = SegmentInputs(
+            crops=torch.from_numpy(row["crops"]).to(device),  # (k, 256, 256, 3) uint8
+            prompts=torch.from_numpy(row["prompts"]).to(device),  # (k, 50, D)
+            seed_key=row["content_key"],
+            frames=np.arange(row["start"], row["stop"])[ok],
+            tracks=np.asarray(row["dubbed"], np.int32)[ok],
+            style_reference=row.get("style_reference", ""),
+            style_steps=options.style_steps,
+        )
+        faces = generator.segment(inputs) if len(inputs.crops) else None
         parts: list[torch.Tensor] = []
-        size = self._fits or job_options(row).batch_size or (GPU_BATCH if device.type == "cuda" else CPU_BATCH)
+        size = self._fits or options.batch_size or (GPU_BATCH if device.type == "cuda" else CPU_BATCH)
         i = 0
-        while i < len(crops):
-            count = min(size, len(crops) - i)
-            batch = self._padded(crops[i : i + count], size)  # (B, 256, 256, 3)
-            audio = self._padded(prompts[i : i + count], size)  # (B, 50, D)
+        while faces is not None and i < len(inputs.crops):
+            count = min(size, len(inputs.crops) - i)
             try:
-                # at inference the reference image is the target frame itself
-                generated = self._generator(batch, batch, audio)[:count]
+                generated = faces(self._positions(i, count, size, device))[:count]
             except torch.OutOfMemoryError:
                 if size == 1:
                     raise
                 generated = None
             if generated is None:  # outside the handler, so the failed batch's tensors are freed by now
-                del batch, audio
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                 log.warning(
@@ -122,8 +144,9 @@ class GenerateStage:
         rest = {k: v for k, v in row.items() if k not in ("crops", "prompts")}
         return {**rest, "generated": out}
 
-    def _padded(self, part: torch.Tensor, size: int) -> torch.Tensor:
-        """`part` (n, ...) grown to (size, ...) by repeating its last row when compiled; else as is."""
-        if not self.compile or len(part) == size:
-            return part
-        return torch.cat([part, part[-1:].expand(size - len(part), *part.shape[1:])])
+    def _positions(self, first: int, count: int, size: int, device: torch.device) -> torch.Tensor:
+        """Frames [first, first + count) -> (count,) positions, or (size,) repeating the last when compiled."""
+        index = torch.arange(first, first + count, device=device)
+        if not self.compile or count == size:
+            return index
+        return torch.cat([index, index[-1:].expand(size - count)])

@@ -9,9 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from musedub.models.landmarks import LandmarkBackend
 from musedub.pipeline.dub.length_policy import LengthPolicy
 from musedub.pipeline.face.choice import SPEAKER_HELP, parse_speaker
+from musedub.pipeline.generators.base import GeneratorName
 from musedub.pipeline.media.encode import DEFAULT_CRF, DEFAULT_PRESET
 
 MaskSource = Literal["auto", "parsing", "landmarks"]
+# fields only the style generator reads: left out of a MuseTalk job's key (with `generator`), so
+# adding them did not make every committed MuseTalk output look stale
+STYLE_FIELDS = frozenset({"style_reference", "style_steps"})
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -20,6 +24,13 @@ class DubOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    generator: GeneratorName = Field("musetalk", description="musetalk, or style (ours; no published weights)")
+    style_reference: str | None = Field(
+        None,
+        max_length=2048,
+        description="style: a clip, or a folder of clips, of the speaker; default: the source where the face speaks",
+    )
+    style_steps: int = Field(4, ge=1, le=50, description="style: DDIM steps per frame (cost grows with each)")
     version: Literal["v1.5", "v1.0"] = "v1.5"
     extra_margin: int = Field(10, ge=0, le=100, description="v1.5: px added below the chin")
     bbox_shift: int = Field(0, ge=-100, le=100, description="v1.0: px the nose point moves down")
@@ -48,6 +59,11 @@ class DubOptions(BaseModel):
     cpu_threads: int = Field(
         2, ge=1, le=256, description="torch CPU threads per worker: float sums, so output bits, depend on it"
     )
+
+    def key_fields(self) -> dict[str, Any]:
+        """The options a job's key hashes: all of them, less the style generator's for MuseTalk."""
+        skip = STYLE_FIELDS | {"generator"} if self.generator == "musetalk" else frozenset()
+        return self.model_dump(mode="json", exclude=set(skip))
 
     @field_validator("speaker")
     @classmethod

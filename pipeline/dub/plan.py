@@ -26,6 +26,8 @@ from musedub.pipeline.dub.length_policy import output_frame_count, source_frames
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.segments import Segment, job_id_for, plan_segments
 from musedub.pipeline.face.choice import FaceChoice
+from musedub.pipeline.generators.load import require_generator_weights
+from musedub.pipeline.generators.style_reference import reference_checksum
 from musedub.pipeline.media.audio_decode import audio_16k_mono_pieces
 from musedub.pipeline.media.encode import even_size
 from musedub.pipeline.media.frame_rate import parse_fps
@@ -52,7 +54,7 @@ def job_key(video: str, audio: str, output: str, checksums: dict[str, str], opti
         "audio": audio,
         "output": output,
         "checksums": checksums,
-        "options": options.model_dump(mode="json"),
+        "options": options.key_fields(),
         "weights": weights,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
@@ -92,6 +94,13 @@ class JobPlan:
         object.__setattr__(self, "key", key)
 
     @property
+    def content_key(self) -> str:
+        """What the frames depend on, unlike `key` not where they go: seeds the style generator's
+        noise, so a batch writing elsewhere makes the frames `dub` makes."""
+        content = {"plan": PLAN_VERSION, "checksums": self.checksums, "options": self.options.key_fields()}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:24]
+
+    @property
     def fps_fraction(self) -> Fraction:
         return parse_fps(self.fps)
 
@@ -117,8 +126,9 @@ class JobPlan:
     def chunk_row(self, start: int, stop: int) -> Row:
         return {**self.base_row(), "chunk_start": start, "chunk_stop": stop, "frame_count": self.video_frames}
 
-    def segment_row(self, segment: Segment, choice: FaceChoice) -> Row:
-        """A segment's frames, with the face `choice` dubs in each and where the dub audio rests."""
+    def segment_row(self, segment: Segment, choice: FaceChoice, style_reference: str = "") -> Row:
+        """A segment's frames, with the face `choice` dubs in each and where the dub audio rests
+        (and, for the style generator, the job's reference file)."""
         source = source_frames(segment.start, segment.stop, self.video_frames, self.options.length_policy)
         rest = self.rest_frames(segment.start, segment.stop)
         faces = choice.for_output(source, rest)
@@ -132,6 +142,8 @@ class JobPlan:
             "dubbed": faces.track,
             "passed": faces.passed,
             "rest": rest,
+            "style_reference": style_reference,
+            "content_key": self.content_key,
         }
 
     def report_fields(self) -> dict[str, Any]:
@@ -168,6 +180,7 @@ def plan_job(job_id: str | None, video: str, audio: str, output: str, options: D
             if same_location(written, uri):
                 raise InputError(f"output {written} is the {what} itself: write the dub to another path")
     check_writable(output, "output")
+    require_generator_weights(options.generator, weights)
     info = probe_video(video, parse_fps(options.still_fps))
     if info.width % 2 or info.height % 2:
         log.warning(
@@ -187,6 +200,9 @@ def plan_job(job_id: str | None, video: str, audio: str, output: str, options: D
             f"dub audio {audio} lasts {levels.samples / SAMPLE_RATE:.3f} s, less than one frame at {info.fps} fps: "
             "give longer audio"
         )
+    checksums = {"video": checksum(video, "video"), "audio": checksum(audio, "dub audio")}
+    if options.generator == "style" and options.style_reference:
+        checksums["style_reference"] = reference_checksum(validate_uri(options.style_reference, "style reference"))
     plan = JobPlan(
         job_id=job_id or job_id_for(video, audio, output),
         video=video,
@@ -199,7 +215,7 @@ def plan_job(job_id: str | None, video: str, audio: str, output: str, options: D
         total=total,
         audio_seconds=round(levels.samples / SAMPLE_RATE, 3),
         description=info.describe(),
-        checksums={"video": checksum(video, "video"), "audio": checksum(audio, "dub audio")},
+        checksums=checksums,
         plan_seconds=time.perf_counter() - started,
         audio_identity=audio_identity,
         rest_spans=tuple((a, b) for a, b, silent in runs(rest_mask(levels.levels(total), info.fps)) if silent),

@@ -23,6 +23,7 @@ from musedub.pipeline.media.open import open_media
 UNTAGGED = (2, 2, 2, 0)  # FFmpeg's "unspecified" primaries, transfer, matrix, and range
 IMAGE_FORMATS = frozenset({"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe"})
 DEFAULT_STILL_FPS = Fraction(25)
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts"})  # in folders
 
 
 @dataclass(frozen=True, eq=False)

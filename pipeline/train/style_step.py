@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from musedub.models.style_predictor import stack_references
-from musedub.models.style_renderer import DDIMSampler, RenderConditions
+from musedub.models.style_renderer import DDIMSampler, RenderConditions, latent_mask
 from musedub.models.train_losses import perceptual_loss
 from musedub.models.vae import CropAutoencoder, mask_lower_half
 from musedub.models.vgg19 import VGG19Features
@@ -79,13 +79,6 @@ def predictor_losses(model: nn.Module, batch: Batch, config: StyleTrainConfig) -
     }
     losses["total"] = config.l1 * losses["l1"] + config.l2 * losses["l2"] + config.velocity * losses["velocity"]
     return losses
-
-
-def latent_mask(like: torch.Tensor) -> torch.Tensor:
-    """(B, 1, h, w): 1 on the lower half, where the masked latent was blanked and the mouth is generated."""
-    mask = like.new_zeros(like.shape[0], 1, *like.shape[2:])
-    mask[:, :, like.shape[2] // 2 :] = 1.0
-    return mask
 
 
 @dataclass

@@ -67,6 +67,10 @@ CASES = {
     "dub: unknown dtype": with_message(dub("--dtype", "fp8"), "--dtype 'fp8'"),
     "dub: speaker point outside 0..1": with_message(dub("--speaker", "1.5,0.5"), "'1.5,0.5': a point's x and y"),
     "dub: unknown speaker policy": with_message(dub("--speaker", "loudest"), "'loudest' is not a policy"),
+    "dub: unknown generator": with_message(dub("--generator", "wav2lip"), "--generator: Input should be 'musetalk' or"),
+    "dub: missing style reference": with_message(
+        dub("--generator", "style", "--style-reference", "absent.mp4"), "style reference absent.mp4"
+    ),
     # faces
     "faces: missing video": Case(
         lambda d, w: ["faces", str(d / "absent.mp4"), "--sheet", str(d / "out/s.png")], "absent"
@@ -111,6 +115,12 @@ CASES = {
         "title_id,video,audio_es,speaker\nt1,in.mp4,speech.wav,track:first\n",
         lambda p, d, w: ["catalog", "plan", str(p), "--output-prefix", str(d / "out")],
         "'track:first' is not a policy",
+    ),
+    "catalog: unknown generator column": file_case(
+        "titles.csv",
+        "title_id,video,audio_es,generator\nt1,in.mp4,speech.wav,wav2lip\n",
+        lambda p, d, w: ["catalog", "plan", str(p), "--output-prefix", str(d / "out")],
+        "generator 'wav2lip' is not one of musetalk, style",
     ),
     "catalog: ftp prefix": file_case(
         "titles.csv",
@@ -191,6 +201,15 @@ CASES = {
     "dub: credentials in video": with_message(dub(video=f"{LEAKY}/v.mp4"), "s3://***@bucket/v.mp4"),
     "batch: speaker of the wrong type": file_case(
         "jobs.jsonl", job(speaker=[1]), lambda p, d, w: ["batch", str(p)], "speaker: Input should be a valid string"
+    ),
+    "batch: unknown generator in a row": file_case(
+        "jobs.jsonl", job(generator="wav2lip"), lambda p, d, w: ["batch", str(p)], "generator: Input should be"
+    ),
+    "batch: style reference with credentials": file_case(
+        "jobs.jsonl",
+        job(generator="style", style_reference=f"{LEAKY}/ref.mp4"),
+        lambda p, d, w: ["batch", str(p)],
+        "s3://***@bucket",
     ),
     "batch: credentials in the manifest URI": Case(lambda d, w: ["batch", f"{LEAKY}/jobs.jsonl"], "s3://***@bucket"),
     "batch: credentials in every row": file_case(

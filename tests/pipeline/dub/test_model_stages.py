@@ -16,6 +16,8 @@ from musedub.models.weights.layout import WeightsLayout
 from musedub.models.weights.store import ModelStore
 from musedub.pipeline.dub.model_stages import GenerateStage
 from musedub.pipeline.dub.options import DubOptions
+from musedub.pipeline.face.crop_geometry import FaceStatus
+from musedub.pipeline.generators.musetalk import MuseTalkFaces
 
 
 def face_crops(count: int) -> np.ndarray:
@@ -59,6 +61,27 @@ def test_bf16_differs_from_fp32_by_less_than_the_encoder_does(tiny_weights: Weig
     assert 0 < fp16 < bf16 < encoder, (fp16, bf16, encoder)
 
 
+def segment_row(crops: np.ndarray, prompts: np.ndarray, options: DubOptions) -> dict:
+    """A segment whose every frame has a face of track 1."""
+    n = len(crops)
+    return {
+        "crops": crops,
+        "prompts": prompts,
+        "options": options.model_dump_json(),
+        "content_key": "job",
+        "start": 0,
+        "stop": n,
+        "status": np.full(n, FaceStatus.OK, np.uint8),
+        "dubbed": np.ones(n, np.int32),
+    }
+
+
+def limit_generator(stage: GenerateStage, generator: torch.nn.Module, limit: int) -> OutOfMemoryAbove:
+    limited = OutOfMemoryAbove(generator, limit)
+    stage._generators["musetalk"] = MuseTalkFaces(limited)  # type: ignore[arg-type]
+    return limited
+
+
 class OutOfMemoryAbove(torch.nn.Module):
     """The generator on a device that holds at most `limit` frames per batch."""
 
@@ -80,18 +103,17 @@ def test_a_batch_out_of_memory_halves_until_it_fits_and_generates_the_same_frame
     stage = GenerateStage(str(tiny_weights.root), options, "cpu", "fp32")
     stage.setup()
     crops = face_crops(5)
-    width = stage._generator.unet.audio_dim
-    prompts = np.random.default_rng(0).normal(size=(5, 50, width)).astype(np.float32)
-    row = {"crops": crops, "prompts": prompts, "options": options.model_dump_json()}
+    generator = stage._generators["musetalk"].model  # type: ignore[attr-defined]
+    prompts = np.random.default_rng(0).normal(size=(5, 50, generator.unet.audio_dim)).astype(np.float32)
+    row = segment_row(crops, prompts, options)
     expected = stage(row)["generated"]
-    limited = OutOfMemoryAbove(stage._generator, limit=2)
-    stage._generator = limited
+    limited = limit_generator(stage, generator, limit=2)
     with caplog.at_level(logging.WARNING):
         first, second = stage(row)["generated"], stage(row)["generated"]  # the second starts at the size that fitted
     assert np.array_equal(first, second) and np.abs(first.astype(np.int16) - expected).max() <= 1  # CPU kernels
     assert limited.sizes == [4, 2, 2, 1] + [2, 2, 1]  # per batch size round differently
     assert "a batch of 4 frames ran out of memory on cpu; retrying with 2" in caplog.text
-    stage._generator = OutOfMemoryAbove(limited.generator, limit=0)
+    limit_generator(stage, generator, limit=0)
     with pytest.raises(torch.OutOfMemoryError):  # not even one frame fits: the error reaches the errors table
         stage(row)
 
@@ -100,12 +122,11 @@ def test_a_compiled_stage_pads_every_batch_to_one_shape(tiny_weights: WeightsLay
     """Padding only: compiling itself is measured on a GPU (bench/gpu_check.sh), too slow for here."""
     options = DubOptions(batch_size=4)
     stage = GenerateStage(str(tiny_weights.root), options, "cpu", "fp32", compile=True)
-    stage._generator = OutOfMemoryAbove(ModelStore(str(tiny_weights.root)).load_generator(device="cpu"), limit=4)
+    generator = ModelStore(str(tiny_weights.root)).load_generator(device="cpu")
+    limited = limit_generator(stage, generator, limit=4)
     crops = face_crops(5)
-    width = stage._generator.generator.unet.audio_dim
-    prompts = np.random.default_rng(0).normal(size=(5, 50, width)).astype(np.float32)
-    row = {"crops": crops, "prompts": prompts, "options": options.model_dump_json()}
-    generated = stage(row)["generated"]
-    assert stage._generator.sizes == [4, 4] and generated.shape == crops.shape  # 5 crops: 4 + 1 padded to 4
-    alone = stage._generator.generator(*(torch.from_numpy(crops[4:]),) * 2, torch.from_numpy(prompts[4:]))
+    prompts = np.random.default_rng(0).normal(size=(5, 50, generator.unet.audio_dim)).astype(np.float32)
+    generated = stage(segment_row(crops, prompts, options))["generated"]
+    assert limited.sizes == [4, 4] and generated.shape == crops.shape  # 5 crops: 4 + 1 padded to 4
+    alone = generator(*(torch.from_numpy(crops[4:]),) * 2, torch.from_numpy(prompts[4:]))
     assert np.abs(generated[4:].astype(np.int16) - alone.numpy()).max() <= 1  # the padding changes nothing

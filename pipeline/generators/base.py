@@ -1,0 +1,48 @@
+"""The generator plug-in: what the model stage asks of MuseTalk and of the style model alike.
+
+The stage owns what is common to both: moving a segment to the device once, batching, padding
+batches for a compiled graph and halving a batch that runs out of memory. A generator only turns
+one segment into a function from frame positions to faces, so a second model is a new plug-in,
+not a fork of the segment pipeline (its pools, GPU actors and resumable batches come with it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+GeneratorName = Literal["musetalk", "style"]
+
+
+@dataclass(frozen=True)
+class SegmentInputs:
+    """One segment's frames with a face to generate (k of them), as a generator sees them."""
+
+    crops: torch.Tensor  # (k, 256, 256, 3) uint8 on the generator's device
+    prompts: torch.Tensor  # (k, 50, D) float32 on the generator's device: the dub audio per frame
+    seed_key: str  # the job's inputs and options (not its output): seeds per-frame noise
+    frames: np.ndarray  # (k,) int64 output frame numbers
+    tracks: np.ndarray  # (k,) int32 the face (track id) dubbed in each
+    style_reference: str = ""  # the job's reference file (style only)
+    style_steps: int = 1  # DDIM steps (style only)
+
+
+class SegmentFaces(Protocol):
+    def __call__(self, index: torch.Tensor) -> torch.Tensor:
+        """Positions (B,) among the segment's OK frames (repeats allowed) -> faces (B, 256, 256, 3) uint8."""
+        ...
+
+
+class FaceGenerator(Protocol):
+    device: torch.device
+
+    def segment(self, inputs: SegmentInputs) -> SegmentFaces:
+        """A segment's inputs -> the faces of any of its frames, batch by batch."""
+        ...
+
+    def compile_static(self) -> None:
+        """Compile for one fixed batch shape (the stage pads every batch to it)."""
+        ...
