@@ -73,9 +73,12 @@ def check(
 @app.command()
 def compose(
     base: Annotated[str, typer.Argument(help="Weights folder or URI to start from (VAE, whisper, face models).")],
-    checkpoint: Annotated[str, typer.Argument(help="A training checkpoint folder or URI (musetalkV15/, syncnet/).")],
+    checkpoint: Annotated[
+        str, typer.Argument(help="A training checkpoint folder or URI (musetalkV15/, syncnet/; or style/).")
+    ],
     directory: Annotated[Path, typer.Argument(help="New local weights folder to write.")],
 ) -> None:
-    """A weights folder for `musedub dub --weights`: BASE with the checkpoint's UNet (and SyncNet)."""
+    """A weights folder for `musedub dub --weights`: BASE with the checkpoint's UNet (and SyncNet), or
+    with a `train-style` checkpoint's style model files."""
     replaced = compose_weights(base, checkpoint, directory)
     typer.echo(f"weights ready in {directory} ({', '.join(replaced)} from {checkpoint})")

@@ -4,7 +4,6 @@ style/ files that a weights folder loads strictly. Resuming is the loop MuseTalk
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -61,9 +60,9 @@ def test_train_style_predictor_checkpoints_a_loadable_model(
     trained = StylePredictor.from_pretrained(last / "style")  # strictly
     assert trained.config == TINY_STYLE_PREDICTOR_CONFIG
 
-    weights = tmp_path / "weights"  # a plain copy into a weights folder's style/ is what dub will load
-    shutil.copytree(tiny_weights.root, weights)
-    for path in (last / "style").iterdir():
-        shutil.copy(path, WeightsLayout(weights).style / path.name)
+    weights = tmp_path / "weights"  # the trained predictor with the base's renderer, as dub loads them
+    assert main(["weights", "compose", str(tiny_weights.root), str(last), str(weights)]) == 0
     loaded = StylePredictor.from_pretrained(WeightsLayout(weights).style)
     assert all(torch.equal(v, trained.state_dict()[k]) for k, v in loaded.state_dict().items())
+    renderer = WeightsLayout(weights).style / "renderer.safetensors"
+    assert renderer.read_bytes() == (tiny_weights.style / "renderer.safetensors").read_bytes()
