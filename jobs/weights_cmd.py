@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from musedub.models.style_predictor import StylePredictor
+from musedub.models.style_renderer import StyleRenderer
 from musedub.models.weights.compose import compose_weights
 from musedub.models.weights.download import download_release
 from musedub.models.weights.layout import UnetVersion
@@ -64,7 +66,13 @@ def check(
     unet_version: UnetVersion = "v1.0" if version == "v1.0" else "v1.5"
     generator = store.load_generator(unet_version, device="cpu")
     audio = store.load_audio_encoder(device="cpu")
-    for name, module in (("unet", generator.unet), ("vae", generator.vae), ("whisper encoder", audio)):
+    models = [("unet", generator.unet), ("vae", generator.vae), ("whisper encoder", audio)]
+    if any(store.layout.style.glob("*.json")):  # the style generator's are ours and optional: checked when present
+        models += [
+            ("style predictor", StylePredictor.from_pretrained(store.layout.style)),
+            ("style renderer", StyleRenderer.from_pretrained(store.layout.style)),
+        ]
+    for name, module in models:
         count = sum(p.numel() for p in module.parameters())
         typer.echo(f"{name}: {count / 1e6:.2f} M parameters")
     typer.echo(f"{weights}: all models load{' (RANDOM weights)' if store.layout.is_random else ''}")

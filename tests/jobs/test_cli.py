@@ -120,7 +120,8 @@ def test_unknown_output_scheme(tmp_path: Path, speech_path: Path, capsys: pytest
 
 def test_weights_check(tiny_weights: WeightsLayout, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["weights", "check", str(tiny_weights.root)]) == 0
-    assert "all models load (RANDOM weights)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "all models load (RANDOM weights)" in out and "style renderer: 0.19 M parameters" in out
 
 
 def test_download_without_network_is_a_clear_error(
