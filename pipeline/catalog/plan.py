@@ -69,7 +69,7 @@ class CatalogPlan:
 
 def _changed(report: dict, checksums: dict[str, str], options: DubOptions, weights: str) -> str:
     recorded = report.get("checksums") or {}
-    changed = [name for name in ("video", "audio") if recorded.get(name) != checksums[name]]
+    changed = [name.replace("_", " ") for name in checksums if recorded.get(name) != checksums[name]]
     if changed:
         return " and ".join(changed) + " changed"
     if report.get("options") != options.model_dump(mode="json"):

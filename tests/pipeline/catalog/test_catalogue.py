@@ -149,3 +149,26 @@ def test_a_speaker_column_reaches_the_job_and_its_key(tmp_path: Path) -> None:
     Path(report_uri(str(output))).write_text(json.dumps({**report, "options": options.model_dump(mode="json")}))
     again = {e.entry.job_id: e for e in plan_catalog(list(entries.values()), str(out), options, "weights").entries}
     assert again["t1.es"].status == STALE and again["t1.es"].reason == "options changed"
+
+
+def test_generator_columns_reach_the_job_and_a_changed_reference_makes_it_stale(tmp_path: Path) -> None:
+    video, audio, reference = tmp_path / "v.mp4", tmp_path / "a.wav", tmp_path / "ref.mp4"
+    video.write_bytes(b"video"), audio.write_bytes(b"audio"), reference.write_bytes(b"actor")
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text(f"title_id,video,audio_es,generator,style_reference\nt1,{video},{audio},style,{reference}\n")
+    (entry,) = load_catalog(str(catalog))
+    options, out = DubOptions(), tmp_path / "out"
+    (planned,) = plan_catalog([entry], str(out), options, "weights").entries
+    assert planned.job().overrides() == {"generator": "style", "style_reference": str(reference)}
+    own = options.model_copy(update=planned.job().overrides())
+    output = out / "t1" / "es.mp4"
+    output.parent.mkdir(parents=True)
+    output.write_bytes(b"mp4")
+    sums = {"video": checksum(str(video), "video"), "audio": checksum(str(audio), "audio")}
+    sums["style_reference"] = checksum(str(reference), "style reference")
+    report = {"job_key": job_key(str(video), str(audio), str(output), sums, own, "weights"), "checksums": sums}
+    Path(report_uri(str(output))).write_text(json.dumps({**report, "options": own.model_dump(mode="json")}))
+    assert plan_catalog([entry], str(out), options, "weights").entries[0].status == CURRENT
+    reference.write_bytes(b"another take")  # the actor's reference clip was replaced
+    (stale,) = plan_catalog([entry], str(out), options, "weights").entries
+    assert stale.status == STALE and stale.reason == "style reference changed"
