@@ -103,7 +103,10 @@ class LocalRunner:
         )
         seconds: Counter[str] = Counter({"probe": plan.plan_seconds})
         style = plan.options.generator == "style"
-        given = self.references.given(plan.options) if style else None
+        tick = time.perf_counter()
+        given = self.references.given(plan.options) if style else None  # a bad reference fails before tracking
+        if style:
+            seconds["StyleReference"] += time.perf_counter() - tick
         choice = choose_faces(plan, track_job(plan, self.track, seconds, progress))
         require_a_face(video, len(choice.tracks))
         statuses: Counter[str] = Counter()
