@@ -22,6 +22,9 @@ Length = Annotated[LengthPolicy, typer.Option(help="When audio and video differ:
 Version = Annotated[str, typer.Option(help="UNet version: v1.5 or v1.0.")]
 ExtraMargin = Annotated[int, typer.Option(help="v1.5: px added below the chin.")]
 BboxShift = Annotated[int, typer.Option(help="v1.0: px the nose point moves down.")]
+Depth = Annotated[  # a string checked by DubOptions (a wrong value is one line)
+    str, typer.Option(help="Output bits: source (10-bit H.264 High 10 from a 10-bit or deeper source) or 8.")
+]
 Crf = Annotated[int, typer.Option(help="x264 quality, lower is better; 16 is visually lossless.")]
 Preset = Annotated[str, typer.Option(help="x264 preset.")]
 Mbtree = Annotated[bool, typer.Option(help="x264 MB-tree: smaller files, output bits no longer reproducible.")]

@@ -61,6 +61,8 @@ class BlendEncodeStage:
         if self.parser is None:
             return landmark_region(landmarks, box)
         square = paste_square(box)
+        if frame.dtype != np.uint8:  # the parser reads 8 bits
+            frame = (frame >> 8).astype(np.uint8)
         parsing = self.parser.parse(parser_input(frame, square)[None])[0]  # (512, 512) class ids
         return region_in_box(jaw_region(parsing), box, square)
 
@@ -68,12 +70,21 @@ class BlendEncodeStage:
         options = job_options(row)
         info = video_info(row)
         generated = iter(row["generated"])
+        deep = options.depth == "source" and info.bit_depth > 8  # x264 takes 8 or 10 bits: 12 and 16 give 10
         with tempfile.TemporaryDirectory(prefix="musedub-segment-") as work:
             path = Path(work) / "segment.mp4"
             with (
-                FrameReader(info) as reader,
+                FrameReader(info, deep=deep) as reader,
                 SegmentEncoder(
-                    path, info.width, info.height, info.fps, options.crf, options.preset, options.mbtree, info.colour
+                    path,
+                    info.width,
+                    info.height,
+                    info.fps,
+                    options.crf,
+                    options.preset,
+                    options.mbtree,
+                    info.colour,
+                    ten_bit=deep,
                 ) as encoder,
             ):
                 for i, frame in enumerate(reader.frames(row["source"])):

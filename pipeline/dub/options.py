@@ -13,9 +13,12 @@ from musedub.pipeline.generators.base import GeneratorName
 from musedub.pipeline.media.encode import DEFAULT_CRF, DEFAULT_PRESET
 
 MaskSource = Literal["auto", "parsing", "landmarks"]
-# fields only the style generator reads: left out of a MuseTalk job's key (with `generator`), so
-# adding them did not make every committed MuseTalk output look stale
+# fields only the style generator reads: left out of a MuseTalk job's key
 STYLE_FIELDS = frozenset({"style_reference", "style_steps"})
+# options added after PLAN_VERSION 3, at the value that keeps what earlier versions did (for depth:
+# on 8-bit sources, all there were in tests and catalogues): hashed only when set otherwise, so
+# adding them did not make every committed output look stale
+LATER_OPTIONS = {"generator": "musetalk", "depth": "source"}
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -35,6 +38,9 @@ class DubOptions(BaseModel):
     extra_margin: int = Field(10, ge=0, le=100, description="v1.5: px added below the chin")
     bbox_shift: int = Field(0, ge=-100, le=100, description="v1.0: px the nose point moves down")
     length_policy: LengthPolicy = "cycle"
+    depth: Literal["source", "8"] = Field(
+        "source", description="output bits: source (10-bit H.264 High 10 from a source of 10 bits or more) or 8"
+    )
     crf: int = Field(DEFAULT_CRF, ge=0, le=51, description="x264 quality: lower is better; 16 is visually lossless")
     preset: Literal[X264_PRESETS] = DEFAULT_PRESET  # type: ignore[valid-type]
     mbtree: bool = Field(
@@ -61,9 +67,12 @@ class DubOptions(BaseModel):
     )
 
     def key_fields(self) -> dict[str, Any]:
-        """The options a job's key hashes: all of them, less the style generator's for MuseTalk."""
-        skip = STYLE_FIELDS | {"generator"} if self.generator == "musetalk" else frozenset()
-        return self.model_dump(mode="json", exclude=set(skip))
+        """The options a job's key hashes: all of them, less the style generator's for MuseTalk and
+        later options left at the value that keeps earlier output."""
+        skip = {name for name, value in LATER_OPTIONS.items() if getattr(self, name) == value}
+        if self.generator == "musetalk":
+            skip |= STYLE_FIELDS
+        return self.model_dump(mode="json", exclude=skip)
 
     @field_validator("speaker")
     @classmethod

@@ -46,16 +46,20 @@ def lower_face_mask(landmarks: np.ndarray, box: Box) -> np.ndarray:
 
 
 def blend_face(frame: np.ndarray, generated: np.ndarray, box: Box, mask: np.ndarray) -> np.ndarray:
-    """A copy of RGB `frame` with the (256, 256, 3) `generated` crop resized into `box` under `mask`.
+    """A copy of RGB `frame` (uint8, or uint16 for a deep source) with the (256, 256, 3) uint8
+    `generated` crop resized into `box` under `mask`.
 
     `box` lies inside the frame (frames whose face leaves it are never blended).
     """
     if generated.shape != (CROP_SIZE, CROP_SIZE, 3):
         raise ValueError(f"generated crop must be ({CROP_SIZE}, {CROP_SIZE}, 3), got {generated.shape}")
     face = cv2.resize(generated, (box.width, box.height), interpolation=cv2.INTER_LANCZOS4)
+    peak = np.iinfo(frame.dtype).max
+    if peak != 255:  # 8-bit faces on the deep frame's scale (255 -> 65535)
+        face = face.astype(np.float32) * (peak / 255.0)
     out = frame.copy()
     region = out[box.y1 : box.y2, box.x1 : box.x2]
     alpha = mask[..., None]  # (h, w, 1)
-    mixed = np.clip(np.rint(region * (1.0 - alpha) + face * alpha), 0, 255).astype(np.uint8)
+    mixed = np.clip(np.rint(region * (1.0 - alpha) + face * alpha), 0, peak).astype(frame.dtype)
     region[...] = np.where(alpha > 0, mixed, region)
     return out

@@ -1,4 +1,5 @@
-"""H.264 segment files: libx264, yuv420p, constant rate, a closed GOP starting every segment.
+"""H.264 segment files: libx264, yuv420p (or yuv420p10le, High 10, for a source of more than 8
+bits), constant rate, a closed GOP starting every segment.
 
 Segments written with the same settings share their parameter sets, so `stitch` can join them
 without re-encoding. The same frames always give the same bits, on any machine: x264 runs a fixed
@@ -31,7 +32,8 @@ def even_size(width: int, height: int) -> tuple[int, int]:
 
 
 class SegmentEncoder:
-    """Writes RGB frames of one segment to an mp4 at `fps`; use as a context manager."""
+    """Writes RGB frames of one segment to an mp4 at `fps`; use as a context manager. With
+    `ten_bit` it takes uint16 RGB frames (full 16-bit scale) and encodes 10-bit 4:2:0."""
 
     def __init__(
         self,
@@ -43,12 +45,14 @@ class SegmentEncoder:
         preset: str = DEFAULT_PRESET,
         mbtree: bool = False,
         colour: tuple[int, int, int, int] = UNTAGGED,
+        ten_bit: bool = False,
     ) -> None:
         self.width, self.height = even_size(width, height)
+        self._rgb, self._yuv = ("rgb48le", "yuv420p10le") if ten_bit else ("rgb24", "yuv420p")
         self._container = av.open(str(path), mode="w", format="mp4")
         self._stream = self._container.add_stream("libx264", rate=fps)
         self._stream.width, self._stream.height = self.width, self.height
-        self._stream.pix_fmt = "yuv420p"
+        self._stream.pix_fmt = self._yuv
         self._stream.codec_context.time_base = 1 / fps
         # open-gop off keeps each segment independently decodable; fixed params keep SPS/PPS equal.
         params = f"open-gop=0:threads={X264_THREADS}:sliced-threads=1:mbtree={int(mbtree)}"
@@ -71,11 +75,11 @@ class SegmentEncoder:
         pad_y, pad_x = self.height - rgb.shape[0], self.width - rgb.shape[1]
         if pad_y or pad_x:
             rgb = np.pad(rgb, ((0, pad_y), (0, pad_x), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame = av.VideoFrame.from_ndarray(rgb, format=self._rgb)
         if self.colour != UNTAGGED:  # back through the matrix and range the frames were read with
             primaries, trc, matrix, level = self.colour
             frame = frame.reformat(
-                format="yuv420p",
+                format=self._yuv,
                 dst_colorspace=matrix,
                 dst_color_range=level,
                 dst_color_trc=trc,

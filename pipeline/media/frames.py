@@ -21,11 +21,13 @@ SEEK_THRESHOLD = 48  # decoding this many frames forward is cheaper than a seek 
 
 
 class FrameReader:
-    """Reads frames of one video; use as a context manager."""
+    """Reads frames of one video; use as a context manager. Frames are uint8 RGB, or with `deep`
+    uint16 RGB at full 16-bit scale (for sources of more than 8 bits kept to the output)."""
 
-    def __init__(self, info: VideoInfo, what: str = "video") -> None:
+    def __init__(self, info: VideoInfo, what: str = "video", deep: bool = False) -> None:
         self.info = info
         self.what = what
+        self._format = "rgb48le" if deep else "rgb24"
         self._opener = open_input(info.uri, what, info.identity or None)
         source = self._opener.__enter__()
         self._container = av.open(source, mode="r")
@@ -133,7 +135,7 @@ class FrameReader:
     def _upright(self, frame: av.VideoFrame) -> np.ndarray:
         # the frame's own matrix and range (swscale would assume limited range), so the encoder,
         # given the same, gives untouched pixels back
-        rgb = frame.reformat(format="rgb24", src_color_range=frame.color_range).to_ndarray()  # (h, w, 3) as stored
+        rgb = frame.reformat(format=self._format, src_color_range=frame.color_range).to_ndarray()  # (h, w, 3)
         turns = round(self.info.rotation / 90) % 4
         # packed rows: native code (dlib, x264 via from_ndarray) reads the buffer as W*3 bytes a row
         return np.ascontiguousarray(np.rot90(rgb, k=turns) if turns else rgb)

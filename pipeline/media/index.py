@@ -39,6 +39,7 @@ def index_bytes(info: VideoInfo) -> bytes:
         "still": info.still,
         "identity": info.identity,
         "colour": list(info.colour),
+        "bit_depth": info.bit_depth,
     }
     buffer = io.BytesIO()
     meta = np.frombuffer(json.dumps(fields).encode(), np.uint8)

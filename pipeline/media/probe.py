@@ -44,6 +44,7 @@ class VideoInfo:
     # (K, 3) int64 per keyframe packet in file order: pts, dts, byte offset (-1 where unknown)
     keyframes: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64), repr=False)
     colour: tuple[int, int, int, int] = UNTAGGED  # primaries, transfer, matrix, range of its frames
+    bit_depth: int = 8  # bits per sample of its pixel format (8, 10, 12, 16)
 
     @property
     def frame_count(self) -> int:
@@ -63,6 +64,8 @@ class VideoInfo:
         text = f"{kind} {self.width}x{self.height}, {self.source_frames} frames -> {self.frame_count} at {self.fps} fps"
         if self.variable_rate:
             text += " (variable frame rate resampled to its average rate)"
+        if self.bit_depth > 8:
+            text += f" ({self.bit_depth}-bit)"
         if self.rotation:
             text += f" (rotated {self.rotation} degrees counterclockwise as its metadata asks)"
         return text
@@ -115,6 +118,7 @@ def probe_video(uri: str, still_fps: Fraction = DEFAULT_STILL_FPS, what: str = "
             identity=found,
             keyframes=np.array(keys, np.int64).reshape(-1, 3),
             colour=(first.color_primaries, first.color_trc, first.colorspace, first.color_range),
+            bit_depth=max(c.bits for c in first.format.components),
         )
 
 

@@ -8,7 +8,7 @@ from musedub.infra.sample_media import face_frame
 from musedub.pipeline.dub.blend_stage import BlendEncodeStage
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.face.blend import blend_face, feathered_lower_half, lower_face_mask
-from musedub.pipeline.face.crop_geometry import FaceStatus, crop_box, crop_face, face_status, paste_square
+from musedub.pipeline.face.crop_geometry import Box, FaceStatus, crop_box, crop_face, face_status, paste_square
 
 
 def test_only_the_lower_face_changes(dlib_detector) -> None:
@@ -29,6 +29,19 @@ def test_only_the_lower_face_changes(dlib_detector) -> None:
     inside[box.y1 : box.y2, box.x1 : box.x2] = mask > 0
     assert np.array_equal(out[~inside], frame[~inside])
     assert (out[inside] != frame[inside]).any(axis=-1).mean() > 0.9
+
+
+def test_a_deep_frame_gets_the_face_on_its_own_scale_and_keeps_the_rest() -> None:
+    frame = face_frame(0.3).astype(np.uint16) * 257 + 100  # 16-bit, with detail below an 8-bit step
+    box = Box(100, 80, 196, 176)
+    mask = np.zeros((box.height, box.width), np.float32)
+    mask[48:] = 1.0  # the lower half, fully generated
+    generated = np.full((256, 256, 3), 200, np.uint8)
+    out = blend_face(frame, generated, box, mask)
+    assert out.dtype == np.uint16 and np.all(out[box.y1 + 48 : box.y2, box.x1 : box.x2] == 200 * 257)
+    untouched = np.ones(frame.shape[:2], bool)
+    untouched[box.y1 + 48 : box.y2, box.x1 : box.x2] = False
+    assert np.array_equal(out[untouched], frame[untouched])
 
 
 def test_faces_leaving_the_frame_or_too_small_are_not_blended(dlib_detector) -> None:
