@@ -34,6 +34,7 @@ from musedub.jobs.job_flags import (
     Mask,
     NumCpus,
     Preset,
+    Preview,
     SegmentSeconds,
     WebhookAllowPrivate,
     WebhookUrl,
@@ -131,6 +132,7 @@ def run(
     lease_seconds: LeaseSeconds = 600.0,
     webhook: WebhookUrl = None,
     webhook_allow_private: WebhookAllowPrivate = False,
+    preview: Preview = True,
 ) -> None:
     """Plan under the catalogue's lease, dub what is to do, write a dated run record."""
     check_dtype(dtype)

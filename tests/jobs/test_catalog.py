@@ -72,6 +72,8 @@ def test_catalog_dubs_what_is_new_or_stale_once(
     # yesterday: t1 in both languages and t2 in Spanish were dubbed
     catalog = put_catalog(s3, s3_bucket, [row("t1", True, True), row("t2", True, False)])
     assert main(["catalog", "run", catalog, *args]) == 0
+    s3.head_object(Bucket=s3_bucket, Key="dub/t1/es.mp4.preview.html")  # the nightly run's previews, on by default
+    args.append("--no-preview")  # looked at once
     # today: t2's Spanish audio was re-delivered, t2 got French, t3 arrived without its French dub
     s3.put_object(Bucket=s3_bucket, Key="audio/t2-es.wav", Body=(tmp_path / "t1-fr.wav").read_bytes())
     catalog = put_catalog(s3, s3_bucket, [row("t1", True, True), row("t2", True, True), row("t3", True, False)])
