@@ -183,13 +183,14 @@ def _plan_remote(spec: JobSpec, options: DubOptions, weights: str, work: str, er
         return None
 
 
-def _reference_remote(plan: JobPlan, choice: FaceChoice, uri: str, errors: ErrorsTable) -> str:
-    """A style job's references written to `uri` -> `uri`, or "" with its error recorded."""
+def _reference_remote(plan: JobPlan, choice: FaceChoice, uri: str, errors: ErrorsTable) -> dict[str, Any] | None:
+    """A style job's references written to `uri` -> what the report says of them (with `file`),
+    or None with its error recorded."""
     try:
         return ReferenceMaker(plan.weights, plan.options).write(plan, choice, uri)
     except Exception as exc:
         errors.record(exc, plan.job_id, "StyleReference")
-        return ""
+        return None
 
 
 def _finish_remote(
@@ -318,20 +319,18 @@ class BatchRunner:
 
     # -- style references ---------------------------------------------------------------------
     def references(self, states: list[JobState], errors: ErrorsTable) -> list[JobState]:
-        """Each style job's reference file, made once (kept in its work prefix for reruns) -> the
-        jobs that can run (a job whose reference failed has its error recorded)."""
+        """Each style job's reference file, made once per run (a task per job, a few seconds: not
+        worth keeping across runs) -> the jobs that can run (a failed one has its error recorded)."""
         calls = []
         for state in states:
             if state.plan.options.generator != "style":
                 continue
-            uri = state.reference_uri()
-            if f"style-{state.plan.key}.npz" in set(list_files(state.work)):
-                state.style_reference = uri
-            else:
-                assert state.choice is not None
-                calls.append((state, (state.plan, state.choice, uri, errors)))
+            assert state.choice is not None
+            calls.append((state, (state.plan, state.choice, state.reference_uri(), errors)))
         for (state, _), made in zip(calls, run_tasks(_reference_remote, [c for _, c in calls], cpus=1.0), strict=True):
-            state.style_reference = made
+            if made is not None:
+                state.style_reference = made.pop("file")
+                state.faces["style_reference"] = made
         return [s for s in states if s.plan.options.generator != "style" or s.style_reference]
 
     # -- segments -----------------------------------------------------------------------------

@@ -113,10 +113,12 @@ class LocalRunner:
         segments = plan.segments()
         dubbing = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="musedub-") as work:
-            reference = ""
+            reference, summary = "", faces_summary(plan, choice)
             if style:
                 tick = time.perf_counter()
-                reference = self.references.write(plan, choice, str(Path(work) / f"style-{plan.key}.npz"), given)
+                made = self.references.write(plan, choice, str(Path(work) / f"style-{plan.key}.npz"), given)
+                reference = made.pop("file")
+                summary["style_reference"] = made
                 seconds["StyleReference"] += time.perf_counter() - tick
             files = []
             for segment in segments:
@@ -145,8 +147,6 @@ class LocalRunner:
             seconds["stitch+commit"] += time.perf_counter() - tick
         seconds["total"] = time.perf_counter() - started
         random = ModelStore(self.weights).layout.is_random
-        report = make_report(
-            plan, statuses, seconds, self.blend.mask_source, random, len(segments), faces=faces_summary(plan, choice)
-        )
+        report = make_report(plan, statuses, seconds, self.blend.mask_source, random, len(segments), faces=summary)
         write_report(report)
         return report

@@ -58,7 +58,12 @@ def make_report(
         faces=face_counts(statuses),
         seconds={k: round(v, 3) for k, v in seconds.items()},
         mask=mask,
-        models={"unet": plan.options.version, "weights": plan.weights, "random_weights": random_weights},
+        models={
+            "generator": plan.options.generator,
+            "unet": plan.options.version,
+            "weights": plan.weights,
+            "random_weights": random_weights,
+        },
         segments=segments,
         segments_reused=reused,
         speakers=faces or {},

@@ -10,8 +10,10 @@ MAX_CLIP_SECONDS, and frames where that face is seen and the clip's audio is voi
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
+import torch
 
 from musedub.infra.errors import InputError
 from musedub.models.landmarks import LandmarkDetector, load_landmark_detector
@@ -30,6 +32,7 @@ from musedub.pipeline.generators.style_reference import (
     ReferenceFrames,
     StyleReference,
     build_reference,
+    describe_references,
     minimum_frames,
     reference_clips,
     write_references,
@@ -162,8 +165,13 @@ class ReferenceMaker:
         uri = options.style_reference
         return clip_references(uri, options, self._whisper(), self._landmarks()) if uri else None
 
-    def write(self, plan: JobPlan, choice: FaceChoice, uri: str, given: dict[int, StyleReference] | None = None) -> str:
-        """The job's references (`given`, the clips', or the source's own) written to `uri` -> `uri`."""
+    def write(
+        self, plan: JobPlan, choice: FaceChoice, uri: str, given: dict[int, StyleReference] | None = None
+    ) -> dict[str, Any]:
+        """The job's references (`given`, the clips', or the source's own) written to `uri` -> what
+        the report says of them, with `file`: `uri`."""
+        torch.set_num_threads(plan.options.cpu_threads)  # whisper's bits depend on it: as the job's other stages
         references = given or self.given(plan.options) or source_references(plan, choice, self._whisper())
         write_references(references, uri)
-        return uri
+        made_from = plan.options.style_reference or "the source, where each dubbed face speaks"
+        return {"file": uri, "from": made_from, "faces": describe_references(references)}

@@ -167,6 +167,14 @@ def read_references(uri: str) -> dict[int, StyleReference]:
         }
 
 
+def describe_references(references: dict[int, StyleReference]) -> dict[str, dict[str, int]]:
+    """For the job report: per face (track id, or "shared"), the reference frames and faces used."""
+    return {
+        ("shared" if t == ANY_TRACK else str(t)): {"frames": int(r.mask.sum()), "faces": len(r.crops)}
+        for t, r in sorted(references.items())
+    }
+
+
 def reference_for(references: dict[int, StyleReference], track: int) -> StyleReference:
     """A face's own reference, else the one every face shares (`--style-reference`'s, or the pooled one)."""
     return references.get(track) or references[ANY_TRACK]
