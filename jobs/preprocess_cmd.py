@@ -11,17 +11,17 @@ import typer
 
 from musedub.infra.errors import ConfigError
 from musedub.infra.ray_cluster import connect
-from musedub.jobs.item_lines import ItemLines, Tally
+from musedub.jobs.item_lines import FailureWatch, ItemLines, Tally
 from musedub.jobs.job_flags import Address, DetectEvery, Landmarks, NumCpus, Weights, check_uris, validated
 from musedub.jobs.progress_bars import item_progress
 from musedub.models.landmarks import S3FD_FILE, dlib_predictor_path
 from musedub.models.weights.store import DEFAULT_WEIGHTS, ModelStore
 from musedub.pipeline.core.run import Run
-from musedub.pipeline.core.stage import ITEM_ID
 from musedub.pipeline.dataset.preprocess import plan_preprocess, run_preprocess, runs_root, summarise
 from musedub.pipeline.dataset.settings import PreprocessSettings
 from musedub.pipeline.dataset.sis import SisSettings
 from musedub.pipeline.dataset.sis_index import plan_index, run_index
+from musedub.pipeline.dataset.tables import source_of
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,11 @@ def _report(progress: ItemLines, summary: dict) -> None:
         progress.failed(summary["source_id"], summary["error"])
 
 
+def _by_source(progress: ItemLines, run: Run) -> ItemLines:
+    """Failures as workers record them, counted once per source (a row may be one span of it)."""
+    return progress.watch(FailureWatch(run.errors, lambda item, message: progress.failed(source_of(item), message)))
+
+
 def preprocess(
     src: Annotated[str, typer.Argument(metavar="SRC_URI", help="Folder or bucket prefix of videos (recursive).")],
     out: Annotated[str, typer.Argument(metavar="OUT_URI", help="Dataset folder or URI to write.")],
@@ -58,6 +63,9 @@ def preprocess(
     landmarks: Landmarks = "face-alignment",
     detect_every: DetectEvery = 5,
     clip_seconds: Annotated[float, typer.Option(help="Longest clip; clips also end at shot cuts.")] = 30.0,
+    shard_seconds: Annotated[
+        float, typer.Option(help="Cut longer sources into spans of this length, processed in parallel.")
+    ] = 300.0,
     min_clip_frames: Annotated[int, typer.Option(help="Shorter runs of usable face frames are dropped.")] = 25,
     min_face: Annotated[int, typer.Option(help="Frames with a smaller face (px) are dropped (stage 1).")] = 150,
     stage2_min_face: Annotated[int, typer.Option(help="Clips whose faces are all this big are stage-2 clips.")] = 200,
@@ -75,14 +83,16 @@ def preprocess(
     settings = validated(PreprocessSettings, locals())
     log.info("preprocess: %s -> %s %s", src, out, settings.model_dump_json())
     check_models(settings)
-    plan = plan_preprocess(src, out, settings, retry_failed)
-    typer.echo(f"{len(plan.todo)} source(s) to process, {len(plan.done)} already done", err=True)
     run = Run(runs_root(out))
+    plan = plan_preprocess(src, out, settings, retry_failed, work=run.uri)
+    labels = plan.sources
+    cut = f" ({len(plan.todo)} rows: long sources in spans)" if len(plan.todo) > len(labels) else ""
+    typer.echo(f"{len(labels)} source(s) to process{cut}, {len(plan.done)} already done", err=True)
     results = []
     if plan.todo:  # a run with nothing to do writes nothing, not even its summary
         connect(address, num_cpus)
-        labels = {row[ITEM_ID]: row["source"] for row in plan.todo}
-        with item_progress(Tally("preprocess", len(plan.todo), "sources", "frames"), run.errors, labels) as progress:
+        tally = Tally("preprocess", len(labels), "sources", "frames")
+        with _by_source(item_progress(tally, None, labels), run) as progress:
             results = run_preprocess(plan, settings, run, partial(_report, progress))
     this_run = summarise(results)
     everything = summarise(plan.done + results)
@@ -105,21 +115,23 @@ def index(
     """Compute the SIS reference candidates of every frame of every clip."""
     settings = validated(SisSettings, locals())
     todo, current = plan_index(out, settings)
-    typer.echo(f"{len(todo)} source(s) to index, {current} current", err=True)
+    sources = len({row["source_id"] for row in todo})
+    typer.echo(f"{sources} source(s) to index, {current} current", err=True)
     run = Run(runs_root(out))
     results = []
     if todo:
         connect(address, num_cpus)
-        with item_progress(Tally("index", len(todo), "sources", "frames"), run.errors) as progress:
+        with _by_source(item_progress(Tally("index", sources, "sources", "frames")), run) as progress:
             for result in run_index(todo, settings, run):
                 results.append(result)
-                progress.done(result[ITEM_ID], result["frames"], f"{result['frames']} frames")
+                progress.done(result["source_id"], result["frames"], f"{result['frames']} frames")
     errors = run.errors.read()
+    failed = {source_of(e.item_id) for e in errors}
     body = {
         "run_id": run.run_id,
         "indexed": len(results),
         "current": current,
-        "failed": len(errors),
+        "failed": len(failed),
         "frames": sum(r["frames"] for r in results),
         "fallback_frames": sum(r["fallback"] for r in results),
         "errors": {e.item_id: e.message for e in errors},
@@ -128,4 +140,4 @@ def index(
         run.write_summary(body)
     typer.echo(json.dumps(body))
     if errors:
-        typer.echo(f"{len(errors)} source(s) failed: errors table {run.errors.uri}", err=True)
+        typer.echo(f"{len(failed)} source(s) failed: errors table {run.errors.uri}", err=True)

@@ -24,6 +24,7 @@ LandmarkBackend = Literal["face-alignment", "dlib"]
 S3FD_FILE = "s3fd-619a316812.pth"
 FAN_FILE = "2DFAN4-11f355bf06.pth.tar"
 DETECT_LONG_SIDE = 960  # full-frame detection runs on frames scaled down to this
+S3FD_MIN_SIDE = 32  # S3FD's poolings fail on a smaller image (a tracker's window around a tiny face)
 
 
 class LandmarkDetector(Protocol):
@@ -110,6 +111,8 @@ class FaceAlignmentLandmarks:
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
         small, scale = _downscaled(frame, self.detect_long_side)
+        if min(small.shape[:2]) < S3FD_MIN_SIDE:
+            return np.zeros((0, 4), np.float32)
         found = self._fa.face_detector.detect_from_image(native_image(small).copy())
         return np.array([b[:4] for b in found], np.float32).reshape(-1, 4) / scale
 

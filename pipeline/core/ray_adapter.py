@@ -111,9 +111,12 @@ def pools_for(stages: Sequence[StageSpec], items: int | None = None) -> dict[str
     return size_pools({s.name: s.resources for s in stages}, ray.cluster_resources(), items)
 
 
-def run_stages(rows: list[Row], stages: Sequence[StageSpec], errors: ErrorsTable, threads: int = 1) -> Iterator[Row]:
+def run_stages(
+    rows: list[Row], stages: Sequence[StageSpec], errors: ErrorsTable, threads: int = 1, in_flight: int | None = None
+) -> Iterator[Row]:
     """Stream `rows` through `stages` (pipelined, each its own actor pool); results as they finish.
-    Rows whose stage failed are recorded in `errors` and do not come out."""
+    Rows whose stage failed are recorded in `errors` and do not come out. `in_flight` caps the rows
+    queued on one actor (Ray Data's default lets the first actor up take several)."""
     if not rows:
         return
     _configure()
@@ -128,7 +131,9 @@ def run_stages(rows: list[Row], stages: Sequence[StageSpec], errors: ErrorsTable
         dataset = dataset.flat_map(
             StageActor,
             fn_constructor_args=(spec.factories, threads, errors),
-            compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.size),
+            compute=ray.data.ActorPoolStrategy(
+                min_size=pool.min_size, max_size=pool.size, max_tasks_in_flight_per_actor=in_flight
+            ),
             num_cpus=pool.cpus,
             num_gpus=pool.gpus,
             **extra,
@@ -139,8 +144,9 @@ def run_stages(rows: list[Row], stages: Sequence[StageSpec], errors: ErrorsTable
 
 def map_items(items: list[Row], factory: Callable[[], Stage], errors: ErrorsTable) -> Iterator[Row]:
     """One stage call per independent item (a source, a job), spread over the cluster with one torch
-    thread each; results as they finish."""
-    yield from run_stages(items, [declare(factory)], errors, threads=1)
+    thread each; results as they finish. An item is minutes of work: one at a time per actor, so
+    items never queue behind the first actor to start while the others are still loading."""
+    yield from run_stages(items, [declare(factory)], errors, threads=1, in_flight=1)
 
 
 def run_tasks(fn: Callable[..., Any], calls: Iterable[tuple[Any, ...]], cpus: float = 0.25) -> list[Any]:

@@ -32,6 +32,11 @@ class PreprocessSettings(BaseModel):
     speaking_only: bool = Field(
         False, description="keep only frames where the face speaks in the source's audio (docs/SPEAKERS.md)"
     )
+    # 5 min: 10 whole whisper windows (span edges fall on window edges), ten 30 s clips per edge that
+    # may cut one; most talking-head sources stay one row as before, a 2-hour film becomes 24 rows
+    shard_seconds: float = Field(
+        300.0, gt=0, description="a longer source is cut into spans of this length, processed in parallel"
+    )
     crops: bool = Field(True, description="store the 256x256 crops (JPEG), so training decodes no video")
     features: bool = Field(True, description="store whisper states per clip")
     jpeg_quality: int = Field(95, ge=1, le=100)
@@ -42,17 +47,26 @@ class PreprocessSettings(BaseModel):
         if self.clip_seconds * TRAIN_FPS < self.min_clip_frames:
             frames = self.min_clip_frames
             raise ValueError(f"clip_seconds {self.clip_seconds} holds fewer than min_clip_frames {frames}")
+        if self.shard_frames < self.min_clip_frames:
+            frames = self.min_clip_frames
+            raise ValueError(f"shard_seconds {self.shard_seconds} holds fewer than min_clip_frames {frames}")
         return self
 
     @property
     def max_clip_frames(self) -> int:
         return int(self.clip_seconds * TRAIN_FPS)
 
+    @property
+    def shard_frames(self) -> int:
+        return int(self.shard_seconds * TRAIN_FPS)
+
     def key(self) -> str:
         """Hash of every setting that changes the shards; the weights location only when whisper
-        features are stored (landmark models come with the backend's package or release)."""
+        features are stored (landmark models come with the backend's package or release). Not the
+        shard length: how a source is cut for parallel work does not make its finished clips stale."""
         fields = self.model_dump()
         fields.pop("device")
+        fields.pop("shard_seconds")
         if not self.features:
             fields.pop("weights")
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]

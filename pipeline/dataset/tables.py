@@ -8,7 +8,9 @@
 
 Hive-style partitions, so `ray.data.read_parquet(OUT/clips)` and pyarrow datasets see source_id
 as a column. One file per source per table, named by the source, so a rerun overwrites rather
-than adds.
+than adds; a source cut into spans (`PreprocessSettings.shard_seconds`) has one file per span,
+part-000.parquet, part-001.parquet, ..., and its clip ids name their span (`ID-001-0003`), so a
+reader finds a clip's file from its id alone.
 """
 
 from __future__ import annotations
@@ -71,8 +73,53 @@ def source_id(relative_path: str) -> str:
     return hashlib.sha256(relative_path.encode()).hexdigest()[:16]
 
 
-def table_uri(out: str, table: str, sid: str) -> str:
-    return join_uri(out, table, f"source_id={sid}", "part-0.parquet")
+WHOLE = "0"  # the part name of a source processed as one row
+
+
+def span_part(span: int) -> str:
+    """The part name of span `span` of a source cut into spans."""
+    return f"{span:03d}"
+
+
+def clip_id(sid: str, index: int, span: int | None = None) -> str:
+    """`ID-0003` for a whole source's clip 3; `ID-001-0003` for clip 3 of span 1."""
+    return f"{sid}-{index:04d}" if span is None else f"{sid}-{span_part(span)}-{index:04d}"
+
+
+def part_item(sid: str, part: str) -> str:
+    """The item id of the row that writes one part of a source of several."""
+    return f"{sid}:{part}"
+
+
+def source_of(item_id: str) -> str:
+    """The source a row's item id belongs to (a whole source's item id is its source id)."""
+    return item_id.split(":", 1)[0]
+
+
+def clip_part(clip: str) -> str:
+    """The part file that holds a clip's rows, from its id."""
+    fields = clip.split("-")
+    return fields[1] if len(fields) == 3 else WHOLE
+
+
+def source_parts(marker: dict[str, Any]) -> list[str]:
+    """The part names a finished source wrote, from its marker."""
+    spans = marker.get("spans", 0)
+    return [span_part(k) for k in range(spans)] if spans else [WHOLE]
+
+
+def source_uri(out: str, table: str, sid: str) -> str:
+    """The folder of a source's parts of a table: read whole, it is every clip of the source."""
+    return join_uri(out, table, f"source_id={sid}")
+
+
+def table_uri(out: str, table: str, sid: str, part: str = WHOLE) -> str:
+    return join_uri(source_uri(out, table, sid), f"part-{part}.parquet")
+
+
+def clip_table_uri(out: str, table: str, sid: str, clip: str) -> str:
+    """The file of a table that holds clip `clip`'s rows."""
+    return table_uri(out, table, sid, clip_part(clip))
 
 
 def marker_uri(out: str, sid: str) -> str:
@@ -96,7 +143,7 @@ def remove_source_tables(out: str, sid: str, keep: tuple[str, ...] = ()) -> None
     """Drop a source's shards of every table not in `keep` (a rerun with other settings)."""
     for table in TABLES:
         if table not in keep:
-            remove_tree(join_uri(out, table, f"source_id={sid}"))
+            remove_tree(source_uri(out, table, sid))
 
 
 def write_marker(out: str, sid: str, record: dict[str, Any]) -> None:

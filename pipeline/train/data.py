@@ -20,7 +20,7 @@ from musedub.infra.storage import filesystem
 from musedub.models.vae import CROP_SIZE
 from musedub.pipeline.audio.log_mel import log_mel, mel_window
 from musedub.pipeline.audio.prompts import gather_prompts
-from musedub.pipeline.dataset.tables import table_uri
+from musedub.pipeline.dataset.tables import clip_table_uri
 
 MOUTH = slice(48, 68)
 MOUTH_PAD = 0.15  # of the mouth box's size, each side
@@ -94,9 +94,13 @@ class ClipSampler:
             return self._clip[1]
         n = int(row["frames"])
         sid = row["source_id"]
-        crops = read_clip_rows(table_uri(self.dataset, "frames", sid), row["clip_id"], ["frame", "crop"])
+        crops = read_clip_rows(
+            clip_table_uri(self.dataset, "frames", sid, row["clip_id"]), row["clip_id"], ["frame", "crop"]
+        )
         sis = (
-            read_clip_rows(table_uri(self.dataset, "sis", sid), row["clip_id"], ["frame", "candidates"])
+            read_clip_rows(
+                clip_table_uri(self.dataset, "sis", sid, row["clip_id"]), row["clip_id"], ["frame", "candidates"]
+            )
             if self.references
             else {"frame": [], "candidates": []}
         )

@@ -23,7 +23,7 @@ from musedub.infra.errors import ConfigError
 from musedub.infra.storage import filesystem
 from musedub.models.style_predictor import mouth_motion
 from musedub.pipeline.audio.prompts import gather_prompts
-from musedub.pipeline.dataset.tables import require_dataset, table_uri
+from musedub.pipeline.dataset.tables import clip_table_uri, require_dataset, source_uri
 from musedub.pipeline.train.data import decode_jpeg, read_clip_rows, trim_margin
 
 SOURCES_KEPT = 2  # sources whose clips a worker keeps (shards list a source's clips together)
@@ -42,7 +42,7 @@ SOURCE_COLUMNS = [
 
 def dataset_audio_dim(dataset: str) -> int | None:
     """The width of the whisper states a dataset holds (its first source's first clip); None without them."""
-    fs, path = filesystem(table_uri(dataset, "clips", require_dataset(dataset)[0]))
+    fs, path = filesystem(source_uri(dataset, "clips", require_dataset(dataset)[0]))
     shapes = pq.read_table(path, filesystem=fs, columns=["whisper_shape"]).column("whisper_shape").to_pylist()
     return int(shapes[0][-1]) if shapes and shapes[0] else None
 
@@ -164,11 +164,11 @@ class SpeakerSampler:
         self._crops: tuple[str, dict[int, bytes]] | None = None
 
     def source(self, sid: str) -> list[SpeakerClip]:
-        """Every clip of a source with whisper states, read once while its rows come."""
+        """Every clip of a source (all its parts) with whisper states, read once while its rows come."""
         if sid in self._sources:
             self._sources.move_to_end(sid)
             return self._sources[sid]
-        fs, path = filesystem(table_uri(self.dataset, "clips", sid))
+        fs, path = filesystem(source_uri(self.dataset, "clips", sid))
         table = pq.read_table(path, filesystem=fs, columns=SOURCE_COLUMNS).to_pylist()
         clips = [self._clip(row) for row in table]
         self._sources[sid] = clips
@@ -242,7 +242,9 @@ class SpeakerSampler:
         """The target clip's JPEGs, read once while samples come from it."""
         if self._crops is not None and self._crops[0] == clip.clip_id:
             return
-        rows = read_clip_rows(table_uri(self.dataset, "frames", sid), clip.clip_id, ["frame", "crop"])
+        rows = read_clip_rows(
+            clip_table_uri(self.dataset, "frames", sid, clip.clip_id), clip.clip_id, ["frame", "crop"]
+        )
         if not rows["frame"]:
             raise ConfigError(
                 f"clip {clip.clip_id} of {self.dataset} has no stored crops: preprocess again with --crops"
@@ -256,7 +258,7 @@ class SpeakerSampler:
         if self._crops is not None and self._crops[0] == clip.clip_id:
             jpeg = self._crops[1][frame]
         else:
-            fs, path = filesystem(table_uri(self.dataset, "frames", sid))
+            fs, path = filesystem(clip_table_uri(self.dataset, "frames", sid, clip.clip_id))
             filters = [("clip_id", "=", clip.clip_id), ("frame", "=", frame)]
             jpeg = pq.read_table(path, filesystem=fs, columns=["crop"], filters=filters).column("crop")[0].as_py()
         box = clip.boxes[offset]

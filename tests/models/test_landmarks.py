@@ -55,6 +55,7 @@ def test_face_alignment_loads_both_files_from_the_weights_folder_without_downloa
     frame = face_frame(0.0)
     boxes = detector.detect(frame)
     assert boxes.ndim == 2 and boxes.shape[1] == 4  # random weights: any number of boxes
+    assert detector.detect(np.ascontiguousarray(frame[:16])).shape == (0, 4)  # under S3FD's 32 px: none, no crash
     marks = detector.landmarks(frame, np.array([100, 60, 220, 200], np.float32))
     assert marks.shape == (68, 2) and np.isfinite(marks).all()
     assert not (hub / "checkpoints").exists()  # nothing was fetched
