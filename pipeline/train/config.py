@@ -83,6 +83,12 @@ class TrainConfig(RunSettings):
     margin_mean: float = 10.0  # dynamic margin sampling: bottom margin ~ N(mean, std) clipped
     margin_std: float = 10.0
     margin_max: int = 20
+    # Forward passes and losses under bf16 autocast (weights, gradients and optimiser states stay fp32).
+    # auto: bf16 on a GPU that has it, fp32 on a CPU (as inference's `--dtype auto`).
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    # Recompute the UNet's, the VAE decoder's and VGG19's activations in the backward pass instead of keeping
+    # them: the same gradients for one more forward pass of those models, and most of their memory back.
+    activation_checkpointing: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -32,7 +32,7 @@ def fixed_batch(samples: int, frames: int, dim: int) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("stage", [1, pytest.param(2, marks=pytest.mark.slow)])
-def test_loss_goes_down_on_a_fixed_batch(training_weights: WeightsLayout, stage: int) -> None:
+def test_loss_goes_down_on_a_fixed_batch(training_weights: WeightsLayout, stage: int, one_thread: None) -> None:
     torch.manual_seed(0)
     extra = {"gan_start": 0, "discriminator_width": 8} if stage == 2 else {}
     config = TrainConfig(
