@@ -11,6 +11,10 @@
 #   smoke    bench/gpu_smoke.py: ModelStore loaders on $DEVICE with tiny random weights, one batch each
 #   fp32     bench/model_stage.py fp32, batches $FP32_BATCHES
 #   bf16     bf16, batches $BF16_BATCHES, plus the pixel difference of fp32(TF32)/bf16/fp16 vs strict fp32
+#   style    bench/generate_stage.py: the GenerateStage, bf16 eager, batch $STYLE_BATCH, segments of
+#            $STYLE_FRAMES crops: the style generator at DDIM steps $STYLE_STEPS and MuseTalk at the same
+#            batch (before cl and compile, whose MuseTalk figures docs/PERFORMANCE.md has, so a short
+#            deadline cuts those first)
 #   cl       bf16 --channels-last
 #   compile  bf16 --compile, batches $COMPILE_BATCHES (first call per batch = compile time)
 # Every run takes its time from one deadline, TOTAL seconds after the start (default 400): a step gets
@@ -18,7 +22,8 @@
 # Output: $OUT/gpu_check.log (everything), $OUT/results.jsonl (one JSON object per figure),
 # $OUT/summary.txt (step status + a table of the figures).
 # Env: OUT, DEVICE (cuda), SIZE (full), TOTAL (400), ITERS (3), STEPS (all, space-separated names),
-#      SITE (/tmp/site), WHEELS (.whl), FP32_BATCHES, BF16_BATCHES, CL_BATCHES, COMPILE_BATCHES.
+#      SITE (/tmp/site), WHEELS (.whl), FP32_BATCHES, BF16_BATCHES, CL_BATCHES, COMPILE_BATCHES,
+#      STYLE_STEPS, STYLE_BATCH, STYLE_FRAMES.
 
 set -u
 export PYTHONUNBUFFERED=1 PIP_ROOT_USER_ACTION=ignore
@@ -38,19 +43,24 @@ TOTAL=${TOTAL:-400}
 ITERS=${ITERS:-3}
 SITE=${SITE:-/tmp/site}
 WHEELS=${WHEELS:-.whl}
-STEPS=${STEPS:-install info smoke fp32 bf16 cl compile}
+STEPS=${STEPS:-install info smoke fp32 bf16 style cl compile}
+STYLE_STEPS=${STYLE_STEPS:-1,4}
 if [[ $SIZE == tiny ]]; then
     FP32_BATCHES=${FP32_BATCHES:-1,2}
     BF16_BATCHES=${BF16_BATCHES:-1,2,4}
     CL_BATCHES=${CL_BATCHES:-1,2,4}
     COMPILE_BATCHES=${COMPILE_BATCHES:-2}
     DIFF_BATCH=${DIFF_BATCH:-2}
+    STYLE_BATCH=${STYLE_BATCH:-4}
+    STYLE_FRAMES=${STYLE_FRAMES:-8}
 else
     FP32_BATCHES=${FP32_BATCHES:-8,32}
     BF16_BATCHES=${BF16_BATCHES:-8,16,32,64,128}
     CL_BATCHES=${CL_BATCHES:-8,16,32,64,128}
     COMPILE_BATCHES=${COMPILE_BATCHES:-32,64}
     DIFF_BATCH=${DIFF_BATCH:-8}
+    STYLE_BATCH=${STYLE_BATCH:-32}
+    STYLE_FRAMES=${STYLE_FRAMES:-250}
 fi
 
 START=$(date +%s)
@@ -189,6 +199,12 @@ import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 print("\nfigures (results.jsonl):")
 for r in rows:
+    if r.get("bench") == "generate_stage":
+        steps = f" steps {r['steps']:2d}" if "steps" in r else ""
+        peak = f" peak {r['peak_mib']:7.0f} MiB" if "peak_mib" in r else ""
+        print(f"  stage {r['generator']:8s}{steps} {r['dtype'].removeprefix('torch.')} {r['mode']} b={r['batch']:3d}"
+              f" {r['fps']:9.2f} f/s (best {r['best_fps']:.2f}) first {r['first_segment_s']:.1f}s{peak}")
+        continue
     tag = f"{r.get('dtype', ''):4s} cl={int(bool(r.get('channels_last')))} compile={int(bool(r.get('compile')))}"
     if r["kind"] == "measure":
         peak = f" peak {r['peak_mib']:7.0f} MiB" if "peak_mib" in r else ""
@@ -214,6 +230,9 @@ want smoke && step smoke 60 python3 bench/gpu_smoke.py --device "$DEVICE" --json
 want fp32 && step fp32 60 "${BENCH[@]}" --dtype fp32 --batches "$FP32_BATCHES" --vae-decode
 want bf16 && step bf16 90 "${BENCH[@]}" --dtype bf16 --batches "$BF16_BATCHES" --vae-decode \
     --diff-vs-fp32 fp32,bf16,fp16 --diff-batch "$DIFF_BATCH"
+want style && step style 90 python3 bench/generate_stage.py --device "$DEVICE" --size "$SIZE" --dtype bf16 \
+    --generator musetalk,style --style-steps "$STYLE_STEPS" --batch "$STYLE_BATCH" --segments 3 --frames "$STYLE_FRAMES" \
+    --modes eager --oom-batch 0 --json "$RESULTS"
 want cl && step cl 60 "${BENCH[@]}" --dtype bf16 --batches "$CL_BATCHES" --vae-decode --channels-last --no-whisper
 want compile && step compile 240 "${BENCH[@]}" --dtype bf16 --batches "$COMPILE_BATCHES" --vae-decode --compile \
     --no-whisper
