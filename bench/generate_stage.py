@@ -36,6 +36,7 @@ import os
 import platform
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,7 @@ def flop_counts(generator: FaceGenerator, row: dict[str, Any], style_steps: int,
     with FlopCounterMode(display=False) as segment:
         faces = generator.segment(inputs)
     with FlopCounterMode(display=False) as frame:
-        faces(torch.zeros(1, dtype=torch.long, device=device))
+        faces.run(faces.take(torch.zeros(1, dtype=torch.long, device=device)))
     by_module = {name: sum(ops.values()) for name, ops in frame.get_flop_counts().items()}
     # the VAE's halves: "Encoder"/"Decoder" when called alone (style), "...vae.encoder" inside MuseTalk
     encode = sum(n for name, n in by_module.items() if name == "Encoder" or name.endswith("vae.encoder"))
@@ -220,10 +221,15 @@ def shown(value: Any) -> str:
 
 
 def stage_with(
-    generator: FaceGenerator, options: DubOptions, device: torch.device, dtype: str, compile: bool = False
+    generator: FaceGenerator,
+    options: DubOptions,
+    device: torch.device,
+    dtype: str,
+    compile: bool = False,
+    segments: int = 1,
 ) -> GenerateStage:
     """A GenerateStage whose worker has `generator` loaded already (what setup() would load from weights)."""
-    stage = GenerateStage("unused", options, str(device), dtype, compile=compile)
+    stage = GenerateStage("unused", options, str(device), dtype, compile=compile, segments=segments)
     stage._generators[options.generator] = generator
     return stage
 
@@ -270,6 +276,36 @@ def plan_runs(
     return runs, counted, musetalk
 
 
+def across(
+    generator: FaceGenerator, rows: list[dict[str, Any]], segments: int, device: torch.device, dtype: str
+) -> dict[str, Any]:
+    """The rows one at a time, then `segments` at a time from threads into one stage that fills its
+    batches across them (as a GPU actor of split pools does): frames/s of each (after a warm-up
+    row) and whether every frame came out with the same bits."""
+    options = DubOptions.model_validate_json(rows[0]["options"])
+    alone = stage_with(generator, options, device, dtype)
+    alone(rows[0])
+    start = time.perf_counter()
+    expected = [alone(row)["generated"] for row in rows]
+    alone_s = time.perf_counter() - start
+    shared = stage_with(generator, options, device, dtype, segments=segments)
+    shared(rows[0])
+    start = time.perf_counter()
+    with ThreadPoolExecutor(segments) as pool:
+        got = [out["generated"] for out in pool.map(shared, rows)]
+    across_s = time.perf_counter() - start
+    frames = sum(len(row["crops"]) for row in rows)
+    stats = shared.batches
+    return {
+        "segments_at_once": segments,
+        "alone_fps": frames / alone_s,
+        "across_fps": frames / across_s,
+        "mixed_batches": stats.mixed,
+        "padding_frames": stats.padding,
+        "identical": all(np.array_equal(a, b) for a, b in zip(expected, got, strict=True)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
@@ -285,6 +321,7 @@ def main() -> None:
     parser.add_argument("--modes", default="eager,compile", help="musetalk: eager, compile (style runs eager)")
     parser.add_argument("--flops", action="store_true", help="also count FLOPs per frame and per job")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--across", type=int, default=0, help="musetalk: also N segments at once into one stage")
     parser.add_argument("--json")
     args = parser.parse_args()
     args.generator = args.generator.split(",")
@@ -324,6 +361,15 @@ def main() -> None:
         for fields, generator, row, reference in counted if args.flops else []:
             record(**fields, mode="flops", **flop_counts(generator, row, fields.get("steps", 1), reference))
 
+    if args.across and musetalk is not None:
+        options = DubOptions(batch_size=args.batch)
+        rows = segment_rows(2 * args.across, args.frames, musetalk.unet.audio_dim, options, "across-job")
+        record(
+            generator="musetalk",
+            mode="across",
+            batch=args.batch,
+            **across(MuseTalkFaces(musetalk), rows, args.across, device, args.dtype),
+        )
     if args.oom_batch:
         assert musetalk is not None
         ballast = torch.empty(int(args.ballast_gib * 2**30), dtype=torch.uint8, device=device)  # noqa: F841
@@ -332,7 +378,7 @@ def main() -> None:
         rows = segment_rows(2, args.oom_batch + args.oom_batch // 4, musetalk.unet.audio_dim, options, "oom-job")
         oom = Run({"generator": "musetalk", "mode": "oom-halving", "asked": args.oom_batch}, stage, rows)
         run_in_turns([oom], device)
-        record(**oom.result(), settled=stage._fits or args.oom_batch)
+        record(**oom.result(), settled=stage.fits or args.oom_batch)
     print(f"1-min load average at the end: {os.getloadavg()[0]:.2f}")
 
 

@@ -84,6 +84,14 @@ Work = Annotated[str | None, typer.Option(help="Root of work prefixes (default: 
 KeepWork = Annotated[bool, typer.Option(help="Keep segment files after a job is committed.")]
 CpuPool = Annotated[int, typer.Option(help="Actors per CPU stage (0: from the cluster).")]
 GpuPool = Annotated[int, typer.Option(help="Generator actors (0: one per GPU).")]
+Pools = Annotated[
+    Literal["auto", "split", "fused"],
+    typer.Option(help="Segment stages: split (a pool each), fused (one process per segment); auto: split with a GPU."),
+]
+BatchSegments = Annotated[
+    int, typer.Option(help="Split pools: segments a generator actor fills its batches from at once.")
+]
+BatchWait = Annotated[float, typer.Option(help="Seconds a part-filled generator batch waits for other segments.")]
 Device = Annotated[
     Literal["auto", "cuda", "cpu"],
     typer.Option(help="Generator: auto (GPU if the cluster has one), cuda (wait for an autoscaled GPU) or cpu."),

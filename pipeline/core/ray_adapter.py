@@ -96,6 +96,7 @@ def fuse(specs: Sequence[StageSpec]) -> StageSpec:
         memory_gb=sum(r.memory_gb for r in every),
         min_actors=max(r.min_actors for r in every),
         max_actors=min(limits) if limits else None,
+        calls=1,  # the chain runs one row at a time
     )
     return StageSpec(tuple(f for s in specs for f in s.factories), resources, "+".join(s.name for s in specs))
 
@@ -132,7 +133,11 @@ def run_stages(
             StageActor,
             fn_constructor_args=(spec.factories, threads, errors),
             compute=ray.data.ActorPoolStrategy(
-                min_size=pool.min_size, max_size=pool.size, max_tasks_in_flight_per_actor=in_flight
+                min_size=pool.min_size,
+                max_size=pool.size,
+                max_tasks_in_flight_per_actor=_in_flight(in_flight, spec.resources.calls),
+                max_concurrent_calls_per_actor=spec.resources.calls,
+                enable_true_multi_threading=spec.resources.calls > 1,
             ),
             num_cpus=pool.cpus,
             num_gpus=pool.gpus,
@@ -140,6 +145,14 @@ def run_stages(
         )  # Ray Data restarts dead actors and retries their rows by default (max_restarts=-1)
     for row in dataset.iter_rows():
         yield dict(row)
+
+
+def _in_flight(asked: int | None, calls: int) -> int | None:
+    """Rows queued on one actor: as asked, but never fewer than it works on at once (then two
+    per thread, so a freed thread finds its next row waiting); None leaves Ray Data's default."""
+    if asked is not None:
+        return max(asked, calls)
+    return 2 * calls if calls > 1 else None
 
 
 def map_items(items: list[Row], factory: Callable[[], Stage], errors: ErrorsTable) -> Iterator[Row]:

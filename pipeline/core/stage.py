@@ -21,7 +21,8 @@ class Resources:
     `cpus`/`gpus`/`memory_gb` are per actor; when the stages running at once ask for more CPUs
     than the cluster has, the adapter scales every actor's CPU share down alike (Ray's fractional
     CPUs). `max_actors` None means as many as fit; `min_actors` are asked for even when the
-    cluster has not (yet) got room, so an autoscaler can add nodes.
+    cluster has not (yet) got room, so an autoscaler can add nodes. `calls` > 1 lets an actor
+    work on that many rows at once, one thread each (a thread-safe stage that batches across rows).
     """
 
     cpus: float = 1.0
@@ -29,6 +30,7 @@ class Resources:
     memory_gb: float = 0.0
     min_actors: int = 1
     max_actors: int | None = None
+    calls: int = 1
 
 
 class Stage(Protocol):

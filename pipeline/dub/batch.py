@@ -132,6 +132,17 @@ class BatchSettings(BaseModel):
     work: str | None = Field(None, description="root for work prefixes; default beside each output")
     cpu_pool: int = Field(0, ge=0, description="actors per CPU stage; 0 = from declared resources and the cluster")
     gpu_pool: int = Field(0, ge=0, description="generator actors; 0 = one per GPU (or as many as fit on CPUs)")
+    pools: Literal["auto", "split", "fused"] = Field(
+        "auto",
+        description="split: a pool per segment stage around the generator; fused: one process per segment; "
+        "auto: split with a GPU, fused without",
+    )
+    batch_segments: int = Field(
+        4, ge=1, le=64, description="split pools: segments one generator actor fills its batches from at once"
+    )
+    batch_wait: float = Field(
+        0.5, ge=0, le=60, description="s a part-filled generator batch waits for frames of other segments"
+    )
     runs: str | None = Field(None, description="where run folders go; default `.musedub-runs` beside the first output")
     output_prefix: str | None = Field(None, description="a job whose output is not under this prefix fails alone")
     preview: bool = Field(False, description="OUTPUT.preview.html per job and RUN/index.html (the CLI's default: on)")
@@ -153,16 +164,28 @@ class BatchSettings(BaseModel):
 
     def segment_stages(self, cluster: dict[str, float]) -> list[StageSpec]:
         """Crop, prompts, generate, blend+encode: one pool each around a GPU generator (the CPU
-        pools keep it fed); fused into one pool when everything runs on CPUs, where separate pools
-        only oversubscribe the cores and pass crops through the object store."""
+        pools keep it fed, and each generator actor batches across `batch_segments` segments);
+        fused into one pool when everything runs on CPUs, where separate pools only oversubscribe
+        the cores and pass crops through the object store."""
         w, o, cpu, device = self.weights, self.options, self.fixed(self.cpu_pool), self.generate_device(cluster)
+        split = self.pools == "split" or (self.pools == "auto" and device == "cuda")
+        generate = partial(
+            GenerateStage,
+            w,
+            o,
+            device,
+            self.dtype,
+            self.compile,
+            segments=self.batch_segments if split else 1,
+            batch_wait=self.batch_wait,
+        )
         stages = [
             declare(partial(CropStage, o), **cpu),
             declare(partial(AudioPromptStage, w, "cpu")),
-            declare(partial(GenerateStage, w, o, device, self.dtype, self.compile), **self.fixed(self.gpu_pool)),
+            declare(generate, **self.fixed(self.gpu_pool)),
             declare(partial(BlendEncodeStage, o, w, "cpu"), **cpu),
         ]
-        return stages if device == "cuda" else [fuse(stages)]
+        return stages if split else [fuse(stages)]
 
     def track_stages(self) -> list[StageSpec]:
         return [declare(partial(TrackFacesStage, self.weights, self.options), **self.fixed(self.cpu_pool))]

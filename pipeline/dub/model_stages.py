@@ -5,12 +5,13 @@ Row keys read and added:
   OK frames; where the dub audio rests, the prompt of silence (the mouth at rest)
 - GenerateStage: crops (k, 256, 256, 3), prompts, dubbed (n,) track ids, style_reference (the job's
   reference file, style only) -> generated (k, 256, 256, 3) uint8; crops and prompts are dropped so
-  only the result travels on
+  only the result travels on. It is thread-safe: a GPU worker runs several segments at once.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -22,6 +23,7 @@ from musedub.pipeline.core.stage import Resources, Row
 from musedub.pipeline.dub.options import DubOptions, job_options
 from musedub.pipeline.face.crop_geometry import FaceStatus
 from musedub.pipeline.generators.base import FaceGenerator, SegmentInputs
+from musedub.pipeline.generators.batching import BatchStats, FrameBatcher
 from musedub.pipeline.generators.load import load_face_generator
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 from musedub.pipeline.media.frame_rate import parse_fps
@@ -61,13 +63,14 @@ class AudioPromptStage:
 
 @dataclass
 class GenerateStage:
-    """A generator plug-in (pipeline/generators) over a segment's face crops, `batch_size` at a time.
+    """A generator plug-in (pipeline/generators) over segments' face crops, in batches of `batch_size`.
 
     Each job's rows name their generator; one is loaded per worker the first time a row asks for
     it (`setup()` loads the batch-wide one, so missing weights fail before any segment runs).
-    A batch that runs out of GPU memory halves itself and is retried (with a warning); the size
-    that fitted is kept for the rest of this worker's segments. With `compile`, every batch is
-    padded to the full batch size (repeating its last frame), so one compiled graph serves all.
+    With `segments` > 1 the worker takes that many segments at once (one thread each) and fills
+    every batch from all of them (`FrameBatcher`): a part-filled batch waits at most `batch_wait`
+    seconds for more. Every batch is padded to the full size, so a frame's bits do not depend on
+    which segments shared its batch; a batch that runs out of GPU memory halves itself.
     """
 
     weights: str
@@ -75,16 +78,31 @@ class GenerateStage:
     device: str = "auto"
     dtype: str = "auto"
     compile: bool = False
+    segments: int = 1
+    batch_wait: float = 0.5
     resources: Resources = field(default_factory=lambda: Resources(cpus=1.0))
     _generators: dict[str, FaceGenerator] = field(default_factory=dict, init=False, repr=False)
-    _fits: int = field(default=0, init=False, repr=False)  # the largest batch known to fit; 0: not yet limited
+    _batcher: FrameBatcher | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.device == "cuda" and not self.resources.gpus:  # one GPU per actor unless declared otherwise
             self.resources = replace(self.resources, gpus=1.0)
+        if self.segments > 1:
+            self.resources = replace(self.resources, calls=self.segments)
 
     def setup(self) -> None:
         self._generator(self.options)
+
+    @property
+    def batches(self) -> BatchStats:
+        """What this worker's batches held so far."""
+        return self._batcher.stats if self._batcher else BatchStats()
+
+    @property
+    def fits(self) -> int:
+        """The largest batch known to fit on the device (0: none ran out of memory yet)."""
+        return self._batcher.fits if self._batcher else 0
 
     def _generator(self, options: DubOptions) -> FaceGenerator:
         if options.generator not in self._generators:
@@ -105,48 +123,26 @@ class GenerateStage:
 
     def __call__(self, row: Row) -> Row:
         options = job_options(row)
-        generator = self._generator(options)
-        device = generator.device
         ok = np.asarray(row["status"]) == FaceStatus.OK
-        # the segment crosses to the device once each way: no copy (and no wait) per batch
-        inputs = SegmentInputs(
-            crops=torch.from_numpy(row["crops"]).to(device),  # (k, 256, 256, 3) uint8
-            prompts=torch.from_numpy(row["prompts"]).to(device),  # (k, 50, D)
-            seed_key=row["content_key"],
-            frames=np.arange(row["start"], row["stop"])[ok],
-            tracks=np.asarray(row["dubbed"], np.int32)[ok],
-            style_reference=row.get("style_reference", ""),
-            style_steps=options.style_steps,
-        )
-        faces = generator.segment(inputs) if len(inputs.crops) else None
-        parts: list[torch.Tensor] = []
-        size = self._fits or options.batch_size or (GPU_BATCH if device.type == "cuda" else CPU_BATCH)
-        i = 0
-        while faces is not None and i < len(inputs.crops):
-            count = min(size, len(inputs.crops) - i)
-            try:
-                generated = faces(self._positions(i, count, size, device))[:count]
-            except torch.OutOfMemoryError:
-                if size == 1:
-                    raise
-                generated = None
-            if generated is None:  # outside the handler, so the failed batch's tensors are freed by now
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                log.warning(
-                    "generator: a batch of %d frames ran out of memory on %s; retrying with %d", size, device, size // 2
-                )
-                size = self._fits = size // 2
-                continue
-            parts.append(generated)
-            i += count
-        out = torch.cat(parts).cpu().numpy() if parts else np.empty_like(row["crops"])
         rest = {k: v for k, v in row.items() if k not in ("crops", "prompts")}
-        return {**rest, "generated": out}
-
-    def _positions(self, first: int, count: int, size: int, device: torch.device) -> torch.Tensor:
-        """Frames [first, first + count) -> (count,) positions, or (size,) repeating the last when compiled."""
-        index = torch.arange(first, first + count, device=device)
-        if not self.compile or count == size:
-            return index
-        return torch.cat([index, index[-1:].expand(size - count)])
+        if not ok.any():
+            return {**rest, "generated": np.empty_like(row["crops"])}
+        with self._lock:  # loading a model and preparing a segment (style: its caches) run one at a time
+            generator = self._generator(options)
+            device = generator.device
+            self._batcher = self._batcher or FrameBatcher(device, self.segments, self.batch_wait)
+            # the segment crosses to the device once each way: no copy (and no wait) per batch
+            segment = generator.segment(
+                SegmentInputs(
+                    crops=torch.from_numpy(row["crops"]).to(device),  # (k, 256, 256, 3) uint8
+                    prompts=torch.from_numpy(row["prompts"]).to(device),  # (k, 50, D)
+                    seed_key=row["content_key"],
+                    frames=np.arange(row["start"], row["stop"])[ok],
+                    tracks=np.asarray(row["dubbed"], np.int32)[ok],
+                    style_reference=row.get("style_reference", ""),
+                    style_steps=options.style_steps,
+                )
+            )
+        size = options.batch_size or (GPU_BATCH if device.type == "cuda" else CPU_BATCH)
+        generated = self._batcher.generate(segment, int(ok.sum()), size)
+        return {**rest, "generated": generated.cpu().numpy()}

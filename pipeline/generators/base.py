@@ -1,13 +1,16 @@
 """The generator plug-in: what the model stage asks of MuseTalk and of the style model alike.
 
-The stage owns what is common to both: moving a segment to the device once, batching, padding
-batches for a compiled graph and halving a batch that runs out of memory. A generator only turns
-one segment into a function from frame positions to faces, so a second model is a new plug-in,
-not a fork of the segment pipeline (its pools, GPU actors and resumable batches come with it).
+The stage owns what is common to both: moving a segment to the device once, filling fixed-shape
+batches from one or several segments (`batching.FrameBatcher`), padding them and halving a batch
+that runs out of memory. A generator only prepares a segment (what is per segment: the style
+model's lip motion, its references) and then gives the model's inputs of any of its frames and
+runs a batch of them. So a second model is a new plug-in, not a fork of the segment pipeline (its
+pools, GPU actors and resumable batches come with it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -30,9 +33,21 @@ class SegmentInputs:
     style_steps: int = 1  # DDIM steps (style only)
 
 
+Batch = dict[str, torch.Tensor]  # a model's inputs for B frames, every tensor batch-first
+
+
 class SegmentFaces(Protocol):
-    def __call__(self, index: torch.Tensor) -> torch.Tensor:
-        """Positions (B,) among the segment's OK frames (repeats allowed) -> faces (B, 256, 256, 3) uint8."""
+    """One prepared segment. Frames of segments in one `group` (same model, same settings) may share
+    a batch: `run` computes each frame from its own row of the batch alone."""
+
+    group: Hashable
+
+    def take(self, index: torch.Tensor) -> Batch:
+        """Positions (B,) among the segment's OK frames (repeats allowed) -> the model's inputs of those frames."""
+        ...
+
+    def run(self, batch: Batch) -> torch.Tensor:
+        """Inputs of B frames from any segments of this group -> faces (B, 256, 256, 3) uint8."""
         ...
 
 
@@ -40,7 +55,7 @@ class FaceGenerator(Protocol):
     device: torch.device
 
     def segment(self, inputs: SegmentInputs) -> SegmentFaces:
-        """A segment's inputs -> the faces of any of its frames, batch by batch."""
+        """A segment's inputs -> the segment, prepared (not thread-safe: the stage calls it one at a time)."""
         ...
 
     def compile_static(self) -> None:

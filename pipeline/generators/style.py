@@ -20,10 +20,17 @@ from musedub.models.style_predictor import StylePredictor
 from musedub.models.style_renderer import DDIMSampler, RenderConditions, StyleRenderer, latent_mask
 from musedub.models.vae import CropAutoencoder, mask_lower_half
 from musedub.pipeline.audio.voicing import runs
-from musedub.pipeline.generators.base import SegmentFaces, SegmentInputs
-from musedub.pipeline.generators.style_reference import WINDOW_FRAMES, StyleReference, read_references, reference_for
+from musedub.pipeline.generators.base import Batch, SegmentInputs
+from musedub.pipeline.generators.style_reference import (
+    REFERENCE_CROPS,
+    WINDOW_FRAMES,
+    StyleReference,
+    read_references,
+    reference_for,
+)
 
 log = logging.getLogger(__name__)
+LATENT_SHAPE = (4, 32, 32)  # sd-vae-ft-mse's latent of a 256 x 256 crop
 
 
 def frame_noise(seed_key: str, frames: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
@@ -76,28 +83,46 @@ class StyleFaces:
         return motion
 
     @torch.no_grad()
-    def segment(self, inputs: SegmentInputs) -> SegmentFaces:
+    def segment(self, inputs: SegmentInputs) -> StyleSegment:
         references = self._read(inputs.style_reference)
         motion = self._motion(inputs, references)
         faces = sorted({int(t) for t in inputs.tracks})
         latents = [self._reference_latents(inputs.style_reference, t, reference_for(references, t)) for t in faces]
-        count = max(len(x) for x in latents)
-        stacked = latents[0].new_zeros(len(faces), count, *latents[0].shape[1:])  # (F, N, 4, 32, 32)
-        present = torch.zeros(len(faces), count, dtype=torch.bool, device=self.device)  # (F, N)
+        # padded to REFERENCE_CROPS whatever a face has, so frames of any segments and jobs stack into one batch
+        stacked = latents[0].new_zeros(len(faces), REFERENCE_CROPS, *latents[0].shape[1:])  # (F, N, 4, 32, 32)
+        present = torch.zeros(len(faces), REFERENCE_CROPS, dtype=torch.bool, device=self.device)  # (F, N)
         for f, x in enumerate(latents):
             stacked[f, : len(x)], present[f, : len(x)] = x, True
         slot = torch.tensor([faces.index(int(t)) for t in inputs.tracks], dtype=torch.long, device=self.device)
+        return StyleSegment(self, inputs, motion, stacked[slot], present[slot])
 
-        @torch.no_grad()
-        def generate(index: torch.Tensor) -> torch.Tensor:
-            masked = self.vae.encode(mask_lower_half(self.vae.to_unit(inputs.crops[index])))  # (B, 4, 32, 32)
-            conditions = RenderConditions(
-                masked, latent_mask(masked), motion[index], stacked[slot[index]], present[slot[index]]
-            )
-            noise = frame_noise(inputs.seed_key, inputs.frames[index.cpu().numpy()], tuple(masked.shape[1:]))
-            clean = self.sampler.sample(
-                self.renderer, conditions, noise.to(self.device, self.dtype), inputs.style_steps
-            )
-            return self.vae.decode(clean)
 
-        return generate
+class StyleSegment:
+    """A segment's frames with their motion and their face's reference latents; frames of segments
+    with the same DDIM steps batch together (each frame's start noise is its own)."""
+
+    def __init__(
+        self, model: StyleFaces, inputs: SegmentInputs, motion: torch.Tensor, refs: torch.Tensor, present: torch.Tensor
+    ) -> None:
+        self.model, self.inputs = model, inputs
+        self.motion, self.refs, self.present = motion, refs, present  # (k, 20, 2), (k, N, 4, 32, 32), (k, N)
+        self.group = ("style", inputs.style_steps)
+
+    def take(self, index: torch.Tensor) -> Batch:
+        model, inputs = self.model, self.inputs
+        noise = frame_noise(inputs.seed_key, inputs.frames[index.cpu().numpy()], LATENT_SHAPE)  # (B, 4, 32, 32)
+        return {
+            "crops": inputs.crops[index],
+            "motion": self.motion[index],
+            "refs": self.refs[index],
+            "present": self.present[index],
+            "noise": noise.to(model.device, model.dtype),
+        }
+
+    @torch.no_grad()
+    def run(self, batch: Batch) -> torch.Tensor:
+        vae = self.model.vae
+        masked = vae.encode(mask_lower_half(vae.to_unit(batch["crops"])))  # (B, 4, 32, 32)
+        conditions = RenderConditions(masked, latent_mask(masked), batch["motion"], batch["refs"], batch["present"])
+        clean = self.model.sampler.sample(self.model.renderer, conditions, batch["noise"], self.inputs.style_steps)
+        return vae.decode(clean)

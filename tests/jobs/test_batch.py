@@ -161,11 +161,11 @@ def single_video(
     return {"video": str(clip), "audio": str(short_speech)}, expected
 
 
-def start_driver(manifest: Path, weights: WeightsLayout, address: str) -> subprocess.Popen:
+def start_driver(manifest: Path, weights: WeightsLayout, address: str, *extra: str) -> subprocess.Popen:
     """`musedub batch` in its own process group on the test's cluster, so the test can kill it."""
     command = [sys.executable, "-m", "musedub.jobs.cli", "batch", str(manifest), "--weights", str(weights.root)]
     return subprocess.Popen(
-        [*command, *SEGMENT_ARGS, "--address", address],
+        [*command, *SEGMENT_ARGS, "--address", address, *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -223,10 +223,12 @@ def busy_stage_worker() -> psutil.Process | None:
 def test_a_worker_killed_mid_segment_is_retried_and_the_job_completes(
     ray_cluster: str, tiny_weights: WeightsLayout, single_video: tuple[dict[str, str], list[np.ndarray]], tmp_path: Path
 ) -> None:
+    """On split pools, as a GPU cluster runs them: the generator actor takes 3 segments at once and
+    fills its batches (8 frames, segments of 10) across them, and the frames still equal `dub`'s."""
     inputs, expected = single_video
     out = tmp_path / "survived.mp4"
     manifest = write_manifest(tmp_path / "worker.jsonl", [{"job_id": "survived", **inputs, "output": str(out)}])
-    driver = start_driver(manifest, tiny_weights, ray_cluster)
+    driver = start_driver(manifest, tiny_weights, ray_cluster, "--pools", "split", "--batch-segments", "3")
     wait_for_segments(tmp_path / ".musedub-work" / "survived", 1, driver)
     deadline = time.monotonic() + 120
     while (victim := busy_stage_worker()) is None:
