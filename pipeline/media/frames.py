@@ -14,6 +14,7 @@ import numpy as np
 
 from musedub.infra.errors import InputError
 from musedub.infra.storage import open_input
+from musedub.pipeline.media.hw_decode import Decoder, open_for_decode, planar
 from musedub.pipeline.media.probe import VideoInfo
 
 BACKWARD_BLOCK = 16
@@ -22,15 +23,16 @@ SEEK_THRESHOLD = 48  # decoding this many frames forward is cheaper than a seek 
 
 class FrameReader:
     """Reads frames of one video; use as a context manager. Frames are uint8 RGB, or with `deep`
-    uint16 RGB at full 16-bit scale (for sources of more than 8 bits kept to the output)."""
+    uint16 RGB at full 16-bit scale (for sources of more than 8 bits kept to the output).
+    `decoder="cuda"` decodes with NVDEC where a device opens (`hardware`), else on the CPU."""
 
-    def __init__(self, info: VideoInfo, what: str = "video", deep: bool = False) -> None:
+    def __init__(self, info: VideoInfo, what: str = "video", deep: bool = False, decoder: Decoder = "cpu") -> None:
         self.info = info
         self.what = what
         self._format = "rgb48le" if deep else "rgb24"
         self._opener = open_input(info.uri, what, info.identity or None)
         source = self._opener.__enter__()
-        self._container = av.open(source, mode="r")
+        self._container, self.hardware = open_for_decode(source, decoder)
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         self._index_of = {int(p): i for i, p in enumerate(info.pts)}
@@ -135,6 +137,8 @@ class FrameReader:
     def _upright(self, frame: av.VideoFrame) -> np.ndarray:
         # the frame's own matrix and range (swscale would assume limited range), so the encoder,
         # given the same, gives untouched pixels back
+        if self.hardware:
+            frame = planar(frame)
         rgb = frame.reformat(format=self._format, src_color_range=frame.color_range).to_ndarray()  # (h, w, 3)
         turns = round(self.info.rotation / 90) % 4
         # packed rows: native code (dlib, x264 via from_ndarray) reads the buffer as W*3 bytes a row
