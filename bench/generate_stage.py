@@ -249,7 +249,7 @@ def plan_runs(
         musetalk = build_musetalk(args.size, device, dtype)
         options = DubOptions(batch_size=args.batch)
         rows = segment_rows(args.segments, args.frames, musetalk.unet.audio_dim, options, "musetalk-job")
-        for mode in args.modes.split(","):
+        for mode in (m for m in args.modes.split(",") if m):
             generator = MuseTalkFaces(musetalk)
             if mode == "compile":
                 generator = MuseTalkFaces(build_musetalk(args.size, device, dtype))
@@ -318,7 +318,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--oom-batch", type=int, default=512, help="a batch size that does not fit; 0 skips")
     parser.add_argument("--ballast-gib", type=float, default=0.0, help="GPU memory taken first, so --oom-batch fails")
-    parser.add_argument("--modes", default="eager,compile", help="musetalk: eager, compile (style runs eager)")
+    parser.add_argument(
+        "--modes", default="eager,compile", help="musetalk: eager, compile (style runs eager); '' for none"
+    )
     parser.add_argument("--flops", action="store_true", help="also count FLOPs per frame and per job")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--across", type=int, default=0, help="musetalk: also N segments at once into one stage")
@@ -355,7 +357,8 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:
         runs, counted, musetalk = plan_runs(args, device, dtype, folder)
-        run_in_turns(runs, device)
+        if runs:
+            run_in_turns(runs, device)
         for run in runs:
             record(**run.result())
         for fields, generator, row, reference in counted if args.flops else []:

@@ -9,6 +9,13 @@
 #            if the carried transformers does not import there, it is dropped for the machine's own
 #   info     nvidia-smi, torch / CUDA / cuDNN and library versions
 #   smoke    bench/gpu_smoke.py: ModelStore loaders on $DEVICE with tiny random weights, one batch each
+#   across   bench/generate_stage.py --across: MuseTalk (bf16 on a GPU), segments of $STYLE_FRAMES crops one at a time and
+#            $ACROSS at once into one stage filling batches of $ACROSS_BATCH across them: f/s of each and whether
+#            every frame has the same bits (what keeps `batch` on split pools equal to `dub`)
+#   decode   bench/decode.py: a 10 s 1080p H.264 clip through FrameReader on the CPU and with NVDEC
+#            (f/s, CPU ms/frame, whether NVDEC's frames equal the CPU's)
+#   train    bench/train_step.py: a training step of stage 1 at $TRAIN_BATCHES frames and stage 2 at
+#            $TRAIN_SAMPLES x 16 frames, fp32/bf16 x activation checkpointing off/on: steps/s, peak memory
 #   fp32     bench/model_stage.py fp32, batches $FP32_BATCHES
 #   bf16     bf16, batches $BF16_BATCHES, plus the pixel difference of fp32(TF32)/bf16/fp16 vs strict fp32
 #   style    bench/generate_stage.py: the GenerateStage, bf16 eager, batch $STYLE_BATCH, segments of
@@ -17,13 +24,14 @@
 #            deadline cuts those first)
 #   cl       bf16 --channels-last
 #   compile  bf16 --compile, batches $COMPILE_BATCHES (first call per batch = compile time)
-# Every run takes its time from one deadline, TOTAL seconds after the start (default 400): a step gets
+# The order puts first what docs/PERFORMANCE.md has no GPU figure of yet (cl and compile have theirs).
+# Every run takes its time from one deadline, TOTAL seconds after the start (default 500): a step gets
 # min(its cap, time left), so the whole script ends by TOTAL + ~10 s whatever hangs.
 # Output: $OUT/gpu_check.log (everything), $OUT/results.jsonl (one JSON object per figure),
 # $OUT/summary.txt (step status + a table of the figures).
 # Env: OUT, DEVICE (cuda), SIZE (full), TOTAL (400), ITERS (3), STEPS (all, space-separated names),
 #      SITE (/tmp/site), WHEELS (.whl), FP32_BATCHES, BF16_BATCHES, CL_BATCHES, COMPILE_BATCHES,
-#      STYLE_STEPS, STYLE_BATCH, STYLE_FRAMES.
+#      STYLE_STEPS, STYLE_BATCH, STYLE_FRAMES, ACROSS, ACROSS_BATCH, TRAIN_BATCHES, TRAIN_SAMPLES.
 
 set -u
 export PYTHONUNBUFFERED=1 PIP_ROOT_USER_ACTION=ignore
@@ -39,11 +47,12 @@ fi
 
 DEVICE=${DEVICE:-cuda}
 SIZE=${SIZE:-full}
-TOTAL=${TOTAL:-400}
+TOTAL=${TOTAL:-500}
 ITERS=${ITERS:-3}
 SITE=${SITE:-/tmp/site}
 WHEELS=${WHEELS:-.whl}
-STEPS=${STEPS:-install info smoke fp32 bf16 style cl compile}
+STEPS=${STEPS:-install info smoke across decode train bf16 style fp32 cl compile}
+ACROSS=${ACROSS:-4}
 STYLE_STEPS=${STYLE_STEPS:-1,4}
 if [[ $SIZE == tiny ]]; then
     FP32_BATCHES=${FP32_BATCHES:-1,2}
@@ -52,7 +61,10 @@ if [[ $SIZE == tiny ]]; then
     COMPILE_BATCHES=${COMPILE_BATCHES:-2}
     DIFF_BATCH=${DIFF_BATCH:-2}
     STYLE_BATCH=${STYLE_BATCH:-4}
-    STYLE_FRAMES=${STYLE_FRAMES:-8}
+    STYLE_FRAMES=${STYLE_FRAMES:-10}
+    TRAIN_BATCHES=${TRAIN_BATCHES:-2}
+    ACROSS_BATCH=${ACROSS_BATCH:-4}
+    TRAIN_SAMPLES=${TRAIN_SAMPLES:-1}
 else
     FP32_BATCHES=${FP32_BATCHES:-8,32}
     BF16_BATCHES=${BF16_BATCHES:-8,16,32,64,128}
@@ -61,6 +73,9 @@ else
     DIFF_BATCH=${DIFF_BATCH:-8}
     STYLE_BATCH=${STYLE_BATCH:-32}
     STYLE_FRAMES=${STYLE_FRAMES:-250}
+    TRAIN_BATCHES=${TRAIN_BATCHES:-32}
+    ACROSS_BATCH=${ACROSS_BATCH:-64}
+    TRAIN_SAMPLES=${TRAIN_SAMPLES:-2}
 fi
 
 START=$(date +%s)
@@ -199,6 +214,30 @@ import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 print("\nfigures (results.jsonl):")
 for r in rows:
+    if r.get("bench") == "generate_stage" and r["mode"] == "across":
+        print(f"  stage musetalk {r['dtype'].removeprefix('torch.')} b={r['batch']:3d} one segment at a time"
+              f" {r['alone_fps']:9.2f} f/s, {r['segments_at_once']} at once {r['across_fps']:9.2f} f/s"
+              f" ({r['mixed_batches']} mixed batches, {r['padding_frames']} padding frames);"
+              f" same bits: {r['identical']}")
+        continue
+    if r.get("bench") == "decode":
+        if "error" in r:
+            print(f"  decode {r['mode']:4s} no NVDEC: {r['error'][:150]}")
+        else:
+            same = (f" surface {r['surface']} equal {r['identical_frames']}/{r['frames']} max diff {r['max_abs_diff']}"
+                    if "surface" in r else "")
+            print(f"  decode {r['mode']:4s} {r['fps']:8.1f} f/s {1000 * r['cpu_s_per_frame']:6.2f} CPU ms/f"
+                  f" {r['cores_busy']:5.2f} cores busy{same}")
+        continue
+    if r.get("bench") == "train_step":
+        if r["kind"] == "train_step" and r.get("oom"):
+            print(f"  train stage {r['stage']} x{r['samples']:2d} {r['precision']} ckpt={int(r['checkpointing'])} OOM")
+        elif r["kind"] == "train_step":
+            print(f"  train stage {r['stage']} x{r['samples']:2d} {r['precision']} ckpt={int(r['checkpointing'])}"
+                  f" {r['steps_per_s']:7.3f} steps/s {r['frames_per_s']:7.2f} f/s peak {r['peak_mib']:8.0f} MiB")
+        elif r["kind"] == "models":
+            print(f"  train models {r['weights_gib']:.2f} GiB; UNet weights+grads+AdamW {r['unet_state_gib']:.2f} GiB")
+        continue
     if r.get("bench") == "generate_stage":
         steps = f" steps {r['steps']:2d}" if "steps" in r else ""
         peak = f" peak {r['peak_mib']:7.0f} MiB" if "peak_mib" in r else ""
@@ -227,6 +266,12 @@ want info && info
 
 BENCH=(python3 bench/model_stage.py --size "$SIZE" --device "$DEVICE" --iters "$ITERS" --json "$RESULTS")
 want smoke && step smoke 60 python3 bench/gpu_smoke.py --device "$DEVICE" --json "$RESULTS"
+want across && step across 90 python3 bench/generate_stage.py --device "$DEVICE" --size "$SIZE" --dtype auto \
+    --generator musetalk --batch "$ACROSS_BATCH" --segments 2 --frames "$STYLE_FRAMES" --modes "" --oom-batch 0 \
+    --across "$ACROSS" --json "$RESULTS"
+want decode && step decode 60 python3 bench/decode.py --device "$DEVICE" --json "$RESULTS"
+want train && step train 120 python3 bench/train_step.py --device "$DEVICE" --size "$SIZE" \
+    --stage1-batches "$TRAIN_BATCHES" --stage2-samples "$TRAIN_SAMPLES" --steps 2 --json "$RESULTS"
 want fp32 && step fp32 60 "${BENCH[@]}" --dtype fp32 --batches "$FP32_BATCHES" --vae-decode
 want bf16 && step bf16 90 "${BENCH[@]}" --dtype bf16 --batches "$BF16_BATCHES" --vae-decode \
     --diff-vs-fp32 fp32,bf16,fp16 --diff-batch "$DIFF_BATCH"
