@@ -22,6 +22,8 @@
 #            $STYLE_FRAMES crops: the style generator at DDIM steps $STYLE_STEPS and MuseTalk at the same
 #            batch (before cl and compile, whose MuseTalk figures docs/PERFORMANCE.md has, so a short
 #            deadline cuts those first)
+#   graphs   bf16 --compile --compile-mode reduce-overhead (CUDA graphs), batch $GRAPH_BATCH: whether graphs
+#            add to compiling (docs/PERFORMANCE.md has the default mode's figures)
 #   cl       bf16 --channels-last
 #   compile  bf16 --compile, batches $COMPILE_BATCHES (first call per batch = compile time)
 # The order puts first what docs/PERFORMANCE.md has no GPU figure of yet (cl and compile have theirs).
@@ -31,7 +33,7 @@
 # $OUT/summary.txt (step status + a table of the figures).
 # Env: OUT, DEVICE (cuda), SIZE (full), TOTAL (400), ITERS (3), STEPS (all, space-separated names),
 #      SITE (/tmp/site), WHEELS (.whl), FP32_BATCHES, BF16_BATCHES, CL_BATCHES, COMPILE_BATCHES,
-#      STYLE_STEPS, STYLE_BATCH, STYLE_FRAMES, ACROSS, ACROSS_BATCH, TRAIN_BATCHES, TRAIN_SAMPLES.
+#      STYLE_STEPS, STYLE_BATCH, STYLE_FRAMES, ACROSS, ACROSS_BATCH, TRAIN_BATCHES, TRAIN_SAMPLES, GRAPH_BATCH.
 
 set -u
 export PYTHONUNBUFFERED=1 PIP_ROOT_USER_ACTION=ignore
@@ -51,7 +53,7 @@ TOTAL=${TOTAL:-500}
 ITERS=${ITERS:-3}
 SITE=${SITE:-/tmp/site}
 WHEELS=${WHEELS:-.whl}
-STEPS=${STEPS:-install info smoke across decode train bf16 style fp32 cl compile}
+STEPS=${STEPS:-install info smoke across decode train bf16 style graphs fp32 cl compile}
 ACROSS=${ACROSS:-4}
 STYLE_STEPS=${STYLE_STEPS:-1,4}
 if [[ $SIZE == tiny ]]; then
@@ -64,6 +66,7 @@ if [[ $SIZE == tiny ]]; then
     STYLE_FRAMES=${STYLE_FRAMES:-10}
     TRAIN_BATCHES=${TRAIN_BATCHES:-2}
     ACROSS_BATCH=${ACROSS_BATCH:-4}
+    GRAPH_BATCH=${GRAPH_BATCH:-2}
     TRAIN_SAMPLES=${TRAIN_SAMPLES:-1}
 else
     FP32_BATCHES=${FP32_BATCHES:-8,32}
@@ -75,6 +78,7 @@ else
     STYLE_FRAMES=${STYLE_FRAMES:-250}
     TRAIN_BATCHES=${TRAIN_BATCHES:-32}
     ACROSS_BATCH=${ACROSS_BATCH:-64}
+    GRAPH_BATCH=${GRAPH_BATCH:-64}
     TRAIN_SAMPLES=${TRAIN_SAMPLES:-2}
 fi
 
@@ -244,7 +248,7 @@ for r in rows:
         print(f"  stage {r['generator']:8s}{steps} {r['dtype'].removeprefix('torch.')} {r['mode']} b={r['batch']:3d}"
               f" {r['fps']:9.2f} f/s (best {r['best_fps']:.2f}) first {r['first_segment_s']:.1f}s{peak}")
         continue
-    tag = f"{r.get('dtype', ''):4s} cl={int(bool(r.get('channels_last')))} compile={int(bool(r.get('compile')))}"
+    tag = f"{r.get('dtype', ''):4s} cl={int(bool(r.get('channels_last')))} compile={r.get('compile_mode') or 0}"
     if r["kind"] == "measure":
         peak = f" peak {r['peak_mib']:7.0f} MiB" if "peak_mib" in r else ""
         first = f" first {r['first_call_s']:.1f}s" if r.get("compile") else ""
@@ -278,6 +282,8 @@ want bf16 && step bf16 90 "${BENCH[@]}" --dtype bf16 --batches "$BF16_BATCHES" -
 want style && step style 90 python3 bench/generate_stage.py --device "$DEVICE" --size "$SIZE" --dtype bf16 \
     --generator musetalk,style --style-steps "$STYLE_STEPS" --batch "$STYLE_BATCH" --segments 3 --frames "$STYLE_FRAMES" \
     --modes eager --oom-batch 0 --json "$RESULTS"
+want graphs && step graphs 200 "${BENCH[@]}" --dtype bf16 --batches "$GRAPH_BATCH" --compile \
+    --compile-mode reduce-overhead --no-whisper
 want cl && step cl 60 "${BENCH[@]}" --dtype bf16 --batches "$CL_BATCHES" --vae-decode --channels-last --no-whisper
 want compile && step compile 240 "${BENCH[@]}" --dtype bf16 --batches "$COMPILE_BATCHES" --vae-decode --compile \
     --no-whisper

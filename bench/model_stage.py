@@ -149,6 +149,12 @@ def main() -> None:
         action="store_true",
         help="torch.compile the VAE encoder and decoder and the UNet, static shapes (first call = compile, printed)",
     )
+    parser.add_argument(
+        "--compile-mode",
+        default="default",
+        choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune"],
+        help="torch.compile mode (reduce-overhead and max-autotune capture CUDA graphs)",
+    )
     parser.add_argument("--batches", default="1,4")
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--vae-decode", action="store_true", help="also time the VAE decode alone")
@@ -180,6 +186,7 @@ def main() -> None:
         "dtype": args.dtype,
         "channels_last": args.channels_last,
         "compile": args.compile,
+        "compile_mode": args.compile_mode if args.compile else None,
         "torch": torch.__version__,
     }
     sink = open(args.json, "a") if args.json else nullcontext()  # noqa: SIM115 - closed by the with below
@@ -220,13 +227,7 @@ def main() -> None:
             generator = generator.to(memory_format=torch.channels_last)
         audio = audio.to(device).requires_grad_(False)
         if args.compile:
-            # The generator calls CropAutoencoder.unet_input/decode, not its forward: compile the modules
-            # those reach (AutoencoderKL's encoder and decoder) and the UNet. dynamic=False: one
-            # specialised graph per batch size, as a fixed-batch worker would run.
-            inner = generator.vae.vae
-            inner.encoder = torch.compile(inner.encoder, dynamic=False)  # type: ignore[assignment]
-            inner.decoder = torch.compile(inner.decoder, dynamic=False)  # type: ignore[assignment]
-            generator.unet = torch.compile(generator.unet, dynamic=False)  # type: ignore[assignment]
+            generator.compile_static(args.compile_mode)  # one specialised graph per batch size, as a worker runs
 
         dim = generator.unet.audio_dim
         peak = 0.0  # MiB, the largest of the per-measurement peaks

@@ -29,13 +29,15 @@ class MuseTalkGenerator(nn.Module):
         audio = audio_prompts.to(device=latents.device, dtype=latents.dtype)
         return self.vae.decode(self.unet(latents, audio))  # (B, 256, 256, 3)
 
-    def compile_static(self) -> None:
+    def compile_static(self, mode: str = "default") -> None:
         """torch.compile the VAE's encoder and decoder and the UNet, one graph per batch shape.
 
         Those are what `forward` reaches (CropAutoencoder's helpers, not its own forward). The
         first call per shape compiles (about 80 s on an H200); callers keep one batch shape.
+        `mode` is torch.compile's: "reduce-overhead" also captures CUDA graphs, which torch keeps
+        per calling thread, so only a caller that runs the model from one thread should ask for it.
         """
         inner = self.vae.vae
-        inner.encoder = torch.compile(inner.encoder, dynamic=False)
-        inner.decoder = torch.compile(inner.decoder, dynamic=False)
-        self.unet = torch.compile(self.unet, dynamic=False)
+        inner.encoder = torch.compile(inner.encoder, dynamic=False, mode=mode)
+        inner.decoder = torch.compile(inner.decoder, dynamic=False, mode=mode)
+        self.unet = torch.compile(self.unet, dynamic=False, mode=mode)

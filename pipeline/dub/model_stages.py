@@ -61,6 +61,22 @@ class AudioPromptStage:
         return {**row, "prompts": prompts[row["status"] == FaceStatus.OK]}
 
 
+def to_device(array: np.ndarray, device: torch.device, copies: torch.cuda.Stream | None) -> torch.Tensor:
+    """A host array on `device`. To a GPU from pinned memory on the `copies` stream, so the copy runs
+    while the batch already queued computes; the batches queued after it wait for it, and this
+    thread goes on without waiting."""
+    tensor = torch.from_numpy(array)
+    if copies is None:
+        return tensor.to(device)
+    pinned = tensor.pin_memory()
+    with torch.cuda.stream(copies):
+        out = pinned.to(device, non_blocking=True)
+    compute = torch.cuda.current_stream(device)
+    compute.wait_stream(copies)
+    out.record_stream(compute)  # its memory is not reused while the compute stream may still read it
+    return out
+
+
 @dataclass
 class GenerateStage:
     """A generator plug-in (pipeline/generators) over segments' face crops, in batches of `batch_size`.
@@ -84,6 +100,7 @@ class GenerateStage:
     _generators: dict[str, FaceGenerator] = field(default_factory=dict, init=False, repr=False)
     _batcher: FrameBatcher | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _copies: torch.cuda.Stream | None = field(default=None, init=False, repr=False)  # host-to-GPU copies
 
     def __post_init__(self) -> None:
         if self.device == "cuda" and not self.resources.gpus:  # one GPU per actor unless declared otherwise
@@ -131,11 +148,13 @@ class GenerateStage:
             generator = self._generator(options)
             device = generator.device
             self._batcher = self._batcher or FrameBatcher(device, self.segments, self.batch_wait)
+            if device.type == "cuda" and self._copies is None:
+                self._copies = torch.cuda.Stream(device)
             # the segment crosses to the device once each way: no copy (and no wait) per batch
             segment = generator.segment(
                 SegmentInputs(
-                    crops=torch.from_numpy(row["crops"]).to(device),  # (k, 256, 256, 3) uint8
-                    prompts=torch.from_numpy(row["prompts"]).to(device),  # (k, 50, D)
+                    crops=to_device(row["crops"], device, self._copies),  # (k, 256, 256, 3) uint8
+                    prompts=to_device(row["prompts"], device, self._copies),  # (k, 50, D)
                     seed_key=row["content_key"],
                     frames=np.arange(row["start"], row["stop"])[ok],
                     tracks=np.asarray(row["dubbed"], np.int32)[ok],
