@@ -7,6 +7,7 @@ reads, logs or formats them.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import posixpath
 import re
@@ -224,6 +225,24 @@ def read_bytes(uri: str, what: str) -> bytes:
         return fs.cat_file(path)
     except (FileNotFoundError, PermissionError, OSError) as exc:
         raise _unreadable(uri, what, exc) from None
+
+
+@contextmanager
+def open_stream(uri: str, what: str) -> Iterator[IO[bytes]]:
+    """A small input (a manifest) as a buffered, seekable binary file read past the block cache, so
+    a reader can go line by line without holding it whole; InputError naming `what` otherwise."""
+    validate_uri(uri, what)
+    try:
+        if is_local(uri):
+            handle: IO[bytes] = _input_file(uri, what).open("rb")
+        else:
+            fs, path = filesystem(uri)
+            # one ranged GET per buffer: fsspec's own readline would copy a whole block per line
+            handle = io.BufferedReader(fs.open(path, "rb", block_size=BLOCK, cache_type="none"), BLOCK)
+    except (FileNotFoundError, PermissionError, OSError) as exc:
+        raise _unreadable(uri, what, exc) from None
+    with handle:
+        yield handle
 
 
 def exists(uri: str) -> bool:

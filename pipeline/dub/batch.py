@@ -191,16 +191,20 @@ class BatchSettings(BaseModel):
         return [declare(partial(TrackFacesStage, self.weights, self.options), **self.fixed(self.cpu_pool))]
 
 
-def _plan_remote(spec: JobSpec, options: DubOptions, weights: str, work: str, errors: ErrorsTable) -> JobPlan | None:
-    """A job's plan, or None with its error recorded: nothing about one job's inputs sinks the batch.
-    Its probe is saved to the work prefix, so no stage on any node demuxes the video again."""
+def _plan_remote(
+    spec: JobSpec, options: DubOptions, weights: str, work: str, errors: ErrorsTable
+) -> tuple[JobPlan, bool] | None:
+    """A job's plan and whether its committed output is already current (checked here, in parallel,
+    not again by the driver: on object storage that was a request per job in a row), or None with
+    its error recorded: nothing about one job's inputs sinks the batch. Its probe is saved to the
+    work prefix, so no stage on any node demuxes the video again."""
     try:
         plan = plan_job(spec.job_id, spec.video, spec.audio, spec.output, options, weights)
         if committed_report(plan) is not None:
-            return plan  # up to date: nothing will run, so no index (and no work prefix) is made
+            return plan, True  # nothing will run, so no index (and no work prefix) is made
         index = join_uri(work, f"index-{plan.key}.npz")
         save_index(video_info(plan.base_row()), index)
-        return replace(plan, media_index=index)
+        return replace(plan, media_index=index), False
     except Exception as exc:
         errors.record(exc, spec.job_id, "plan")
         return None
@@ -292,10 +296,11 @@ class BatchRunner:
         for spec, work, result in zip(jobs, works, run_tasks(_plan_remote, calls), strict=True):
             if result is None:
                 continue  # its error record names why
-            if committed_report(result) is not None:
-                outcomes.append(JobOutcome(spec.job_id, "up to date", spec.output, frames=result.total))
+            plan, current = result
+            if current:
+                outcomes.append(JobOutcome(spec.job_id, "up to date", spec.output, frames=plan.total))
                 continue
-            states.append(JobState(result, work))
+            states.append(JobState(plan, work))
         return states, outcomes
 
     def _work(self, spec: JobSpec) -> str:

@@ -4,24 +4,30 @@ Every row is validated before any work starts and every bad row is reported with
 (line for text formats, row for Parquet). A bad row is a job that fails alone (`read_manifest`:
 the good rows still run, as a nightly batch needs); `load_manifest` refuses the whole file
 instead, for those who want to fix it in one go before anything runs.
+
+The file is streamed: JSON Lines and CSV line by line, Parquet a batch of rows at a time, each row
+validated as it comes and only its small result kept, so a million-job manifest is never held as
+text. YAML is parsed whole (its nodes span lines); it is meant for hand-written batches.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import Any, Literal
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from musedub.infra.errors import InputError
-from musedub.infra.storage import is_local, is_under, local_path, read_bytes, redact, split_uri, validate_uri
+from musedub.infra.storage import is_local, is_under, local_path, open_stream, redact, split_uri, validate_uri
 from musedub.pipeline.core.errors import one_line
 from musedub.pipeline.dub.length_policy import LengthPolicy
 from musedub.pipeline.dub.options import X264_PRESETS
@@ -31,6 +37,7 @@ from musedub.pipeline.generators.base import GeneratorName
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 SHOWN_PROBLEMS = 50
 MAX_MANIFEST_BYTES = 256 * 2**20  # about a million jobs; larger batches are split
+PARQUET_BATCH = 1024  # Parquet rows turned into Python objects at a time
 MAX_URI = 4096
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -107,78 +114,121 @@ class ManifestError(InputError):
     """Every problem of a manifest, one per line."""
 
 
-def _rows_yaml(text: str) -> list[ManifestRow]:
+def _too_large(uri: str, size: int | None = None) -> ManifestError:
+    told = f"{size} bytes, over {MAX_MANIFEST_BYTES}" if size is not None else f"over {MAX_MANIFEST_BYTES} bytes"
+    return ManifestError(f"manifest {uri} is {told}: split it into batches")
+
+
+def _not_utf8(uri: str, byte: int) -> ManifestError:
+    return ManifestError(f"manifest {uri} is not UTF-8 text (byte {byte}): save it as UTF-8")
+
+
+def _lines(handle: IO[bytes], uri: str) -> Iterator[str]:
+    """Each line of the file decoded, its newline kept (a leading BOM dropped); a file that grows
+    past MAX_MANIFEST_BYTES while it is read is refused as soon as it does."""
+    offset = 0
+    while line := handle.readline(MAX_MANIFEST_BYTES + 1 - offset):
+        start, offset = offset, offset + len(line)
+        if offset > MAX_MANIFEST_BYTES:
+            raise _too_large(uri)
+        if start == 0 and line.startswith(codecs.BOM_UTF8):
+            line, start = line[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(uri, start + exc.start) from None
+        yield text
+
+
+def _rows_yaml(handle: IO[bytes], uri: str) -> Iterator[ManifestRow]:
+    data = handle.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise _too_large(uri)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(uri, exc.start + len(codecs.BOM_UTF8) * data.startswith(codecs.BOM_UTF8)) from None
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     if isinstance(root, yaml.MappingNode):  # {jobs: [...]}
         root = next((v for k, v in root.value if k.value == "jobs"), None)
     if not isinstance(root, yaml.SequenceNode):
         raise ManifestError("a YAML manifest is a list of jobs (or a mapping with a `jobs:` list)")
     loader = yaml.SafeLoader("")
-    return [ManifestRow(f"line {node.start_mark.line + 1}", loader.construct_document(node)) for node in root.value]
+    for node in root.value:
+        yield ManifestRow(f"line {node.start_mark.line + 1}", loader.construct_document(node))
 
 
-def _rows_jsonl(text: str) -> list[ManifestRow]:
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(ManifestRow(f"line {number}", json.loads(line)))
-        except json.JSONDecodeError as exc:
-            rows.append(ManifestRow(f"line {number}", {"__error__": f"not JSON ({exc.msg})"}))
-        except RecursionError:
-            rows.append(ManifestRow(f"line {number}", {"__error__": "nested too deeply: a job is a flat mapping"}))
-    return rows
+def _rows_jsonl(handle: IO[bytes], uri: str) -> Iterator[ManifestRow]:
+    number = 0
+    for text in _lines(handle, uri):
+        for line in text.splitlines():  # numbered as str.splitlines numbers the whole file
+            number += 1
+            if not line.strip():
+                continue
+            try:
+                values = json.loads(line)
+            except json.JSONDecodeError as exc:
+                values = {"__error__": f"not JSON ({exc.msg})"}
+            except RecursionError:
+                values = {"__error__": "nested too deeply: a job is a flat mapping"}
+            yield ManifestRow(f"line {number}", values)
 
 
-def _rows_csv(text: str) -> list[ManifestRow]:
-    reader = csv.DictReader(io.StringIO(text))
-    rows = []
+def _rows_csv(handle: IO[bytes], uri: str) -> Iterator[ManifestRow]:
+    reader = csv.DictReader(_lines(handle, uri))
     try:
         for values in reader:
             cleaned = {k: v for k, v in values.items() if k is not None and v not in ("", None)}
-            rows.append(ManifestRow(f"line {reader.line_num}", cleaned, tuple(reader.fieldnames or ())))
+            yield ManifestRow(f"line {reader.line_num}", cleaned, tuple(reader.fieldnames or ()))
     except csv.Error as exc:  # e.g. a field over csv's 128 KiB limit
         raise ValueError(f"line {reader.line_num + 1}: not CSV ({exc})") from None
-    return rows
 
 
-def _rows_parquet(data: bytes) -> list[ManifestRow]:
+def _rows_parquet(handle: IO[bytes], uri: str) -> Iterator[ManifestRow]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    number = 0
     try:
-        table = pq.read_table(io.BytesIO(data))
+        parquet = pq.ParquetFile(handle)
+        columns = tuple(parquet.schema_arrow.names)
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH):  # a row group read at a time
+            for values in batch.to_pylist():
+                number += 1
+                yield ManifestRow(f"row {number}", {k: v for k, v in values.items() if v is not None}, columns)
     except (pa.ArrowException, OSError) as exc:
         raise ValueError(f"is not a readable Parquet file ({type(exc).__name__})") from None
-    return [
-        ManifestRow(f"row {i + 1}", {k: v for k, v in values.items() if v is not None}, tuple(table.column_names))
-        for i, values in enumerate(table.to_pylist())
-    ]
 
 
-def read_rows(uri: str) -> list[ManifestRow]:
-    """The raw rows of a manifest file, each with where it sits."""
+READERS = {"yaml": _rows_yaml, "jsonl": _rows_jsonl, "csv": _rows_csv, "parquet": _rows_parquet}
+
+
+def iter_rows(uri: str) -> Iterator[ManifestRow]:
+    """The raw rows of a manifest file, each with where it sits, as they are read."""
     suffix = PurePosixPath(split_uri(uri)[2]).suffix.lower()
     kind = FORMATS.get(suffix)
     if kind is None:
         raise ManifestError(f"manifest {uri} has suffix {suffix!r}: name it .yaml, .jsonl, .csv or .parquet")
-    data = read_bytes(uri, "manifest")
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestError(f"manifest {uri} is {len(data)} bytes, over {MAX_MANIFEST_BYTES}: split it into batches")
-    try:
-        if kind == "parquet":
-            return _rows_parquet(data)
-        text = data.decode("utf-8-sig")
-        return {"yaml": _rows_yaml, "jsonl": _rows_jsonl, "csv": _rows_csv}[kind](text)
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"manifest {uri} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"manifest {uri} is not valid YAML: {one_line(str(exc).splitlines()[0])}") from None
-    except RecursionError:
-        raise ManifestError(f"manifest {uri} is nested too deeply: a job is a flat mapping of fields") from None
-    except (csv.Error, ValueError) as exc:
-        raise ManifestError(f"manifest {uri} {one_line(str(exc))}: fix or re-export it") from None
+    with open_stream(uri, "manifest") as handle:
+        size = handle.seek(0, io.SEEK_END)
+        if size > MAX_MANIFEST_BYTES:  # refused before a byte of it is parsed
+            raise _too_large(uri, size)
+        handle.seek(0)
+        try:
+            yield from READERS[kind](handle, uri)
+        except yaml.YAMLError as exc:
+            raise ManifestError(f"manifest {uri} is not valid YAML: {one_line(str(exc).splitlines()[0])}") from None
+        except RecursionError:
+            raise ManifestError(f"manifest {uri} is nested too deeply: a job is a flat mapping of fields") from None
+        except (csv.Error, ValueError) as exc:
+            raise ManifestError(f"manifest {uri} {one_line(str(exc))}: fix or re-export it") from None
+        except OSError as exc:  # the stream broke off (a remote read)
+            raise ManifestError(f"manifest {uri} cannot be read ({type(exc).__name__}): check the URI") from None
+
+
+def read_rows(uri: str) -> list[ManifestRow]:
+    """Every raw row of a manifest file (a catalogue reads its columns before its rows)."""
+    return list(iter_rows(uri))
 
 
 def _problems(error: ValidationError) -> list[str]:
@@ -190,16 +240,22 @@ def _problems(error: ValidationError) -> list[str]:
     return out
 
 
-def mapping_rows(rows: list[ManifestRow], shape: str) -> tuple[list[ManifestRow], list[str]]:
+def shape_problem(row: ManifestRow, shape: str) -> str | None:
+    """Why a row cannot be a record at all (not a mapping, or did not parse), else None."""
+    if not isinstance(row.values, dict):
+        return shape
+    return str(row.values["__error__"]) if "__error__" in row.values else None
+
+
+def mapping_rows(rows: Iterable[ManifestRow], shape: str) -> tuple[list[ManifestRow], list[str]]:
     """The rows that are mappings, and a problem for each that is not (or did not parse)."""
     good, problems = [], []
     for row in rows:
-        if not isinstance(row.values, dict):
-            problems.append(f"{row.where}: {shape}")
-        elif "__error__" in row.values:
-            problems.append(f"{row.where}: {row.values['__error__']}")
-        else:
+        problem = shape_problem(row, shape)
+        if problem is None:
             good.append(row)
+        else:
+            problems.append(f"{row.where}: {problem}")
     return good, problems
 
 
@@ -231,47 +287,59 @@ class Manifest:
     where: dict[str, str]  # job_id -> its line or row
 
 
-def _row_id(values: Any, where: str, ids: Counter[str]) -> str:
-    job_id = values.get("job_id") if isinstance(values, dict) else None
-    valid = isinstance(job_id, str) and JOB_ID.match(job_id) is not None and ids[job_id] == 1
-    return str(job_id) if valid else "@" + where.replace(" ", "-")  # no job_id can start with "@"
+@dataclass(slots=True)
+class _ReadRow:
+    """What is kept of a row once it is validated: never its raw values."""
+
+    where: str
+    raw_id: str | None  # the row's job_id when it is a string, valid or not
+    output: str  # as written, credentials redacted ("" when missing)
+    job: JobSpec | None
+    problems: list[str]
+
+
+def _read_row(row: ManifestRow, folder: Path | None) -> _ReadRow:
+    values = row.values if isinstance(row.values, dict) else {}
+    raw_id = values.get("job_id") if isinstance(values.get("job_id"), str) else None
+    read = _ReadRow(row.where, raw_id, redact(str(values.get("output", ""))), None, [])
+    shape = shape_problem(row, "a job is a mapping of job_id, video, audio, output")
+    if shape is not None:
+        read.problems.append(shape)
+        return read
+    try:
+        read.job = _anchored(JobSpec.model_validate(values), folder)
+    except ValidationError as exc:
+        read.problems.extend(_problems(exc))
+    return read
+
+
+def _row_id(raw_id: str | None, where: str, ids: Counter[str]) -> str:
+    if raw_id is not None and JOB_ID.match(raw_id) is not None and ids[raw_id] == 1:
+        return raw_id
+    return "@" + where.replace(" ", "-")  # no job_id can start with "@"
 
 
 def read_manifest(uri: str) -> Manifest:
     """The jobs of every good row and a RejectedRow for every bad one; a file that cannot be read
     at all (or has no jobs) is a ManifestError."""
-    rows = read_rows(uri)
+    folder = local_path(uri).resolve().parent if is_local(uri) else None
+    rows = [_read_row(row, folder) for row in iter_rows(uri)]
     if not rows:
         raise ManifestError(f"manifest {uri} has no jobs")
-    problems: dict[str, list[str]] = {row.where: [] for row in rows}
-    good, shape = mapping_rows(rows, "a job is a mapping of job_id, video, audio, output")
-    for line in shape:
-        where, _, text = line.partition(": ")
-        problems[where].append(text)
-    jobs: dict[str, JobSpec] = {}
-    for row in good:
-        try:
-            jobs[row.where] = _anchored(JobSpec.model_validate(row.values), uri)
-        except ValidationError as exc:
-            problems[row.where].extend(_problems(exc))
+    valid = [row for row in rows if row.job is not None]
     for field in ("job_id", "output"):
-        counts = Counter(getattr(job, field) for job in jobs.values())
-        for where, job in jobs.items():
-            if counts[getattr(job, field)] > 1:
-                problems[where].append(f"{field} {getattr(job, field)!r} appears in more than one job")
-    ids = Counter(v for row in rows if isinstance(row.values, dict) and isinstance(v := row.values.get("job_id"), str))
+        counts = Counter(getattr(row.job, field) for row in valid)
+        for row in valid:
+            if counts[value := getattr(row.job, field)] > 1:
+                row.problems.append(f"{field} {value!r} appears in more than one job")
+    ids = Counter(row.raw_id for row in rows if row.raw_id is not None)
     rejected = [
-        RejectedRow(
-            _row_id(row.values, row.where, ids),
-            redact(str(row.values.get("output", ""))) if isinstance(row.values, dict) else "",
-            row.where,
-            tuple(problems[row.where]),
-        )
+        RejectedRow(_row_id(row.raw_id, row.where, ids), row.output, row.where, tuple(row.problems))
         for row in rows
-        if problems[row.where]
+        if row.problems
     ]
-    kept = {where: job for where, job in jobs.items() if not problems[where]}
-    return Manifest(uri, list(kept.values()), rejected, {job.job_id: where for where, job in kept.items()})
+    kept = [(row.where, row.job) for row in rows if row.job is not None and not row.problems]
+    return Manifest(uri, [job for _, job in kept], rejected, {job.job_id: where for where, job in kept})
 
 
 def load_manifest(uri: str, output_prefix: str | None = None) -> list[JobSpec]:
@@ -293,11 +361,10 @@ def outside_prefix(job: JobSpec, prefix: str) -> str:
     return f"output {redact(job.output)!r} is outside the allowed prefix {prefix!r}"
 
 
-def _anchored(job: JobSpec, manifest: str) -> JobSpec:
-    """Relative local paths in a local manifest are relative to the manifest's folder."""
-    if not is_local(manifest):
+def _anchored(job: JobSpec, folder: Path | None) -> JobSpec:
+    """Relative local paths in a local manifest (`folder` is its folder) are relative to that folder."""
+    if folder is None:
         return job
-    folder = local_path(manifest).resolve().parent
     fields = {}
     for name in ("video", "audio", "output"):
         value = getattr(job, name)

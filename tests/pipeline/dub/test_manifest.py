@@ -4,6 +4,7 @@ with --strict, the whole file is refused up front)."""
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 
 import jsonschema
@@ -92,6 +93,21 @@ def test_bad_rows_become_jobs_that_fail_alone_and_good_rows_still_run(tmp_path: 
     assert "audio: Field required" in rejected["@line-5"].message(path)
     assert "job_id: Input should be a valid string" in rejected["@line-6"].message(path)
     assert "\n" not in message
+
+
+def test_a_bad_row_deep_in_a_large_manifest_is_found_without_holding_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    blank = " " * 1000 + "\n"  # skipped, but counted as a line
+    path.write_text(json.dumps(GOOD[0]) + "\n" + blank * 9997 + "{oops\n")  # 10 MB
+    tracemalloc.start()
+    try:
+        manifest = read_manifest(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [job.job_id for job in manifest.jobs] == ["a"]
+    assert [(row.where, row.problems[0][:8]) for row in manifest.rejected] == [("line 9999", "not JSON")]
+    assert peak < path.stat().st_size / 10  # read line by line, never whole
 
 
 def test_outputs_outside_the_prefix_and_the_cli_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
