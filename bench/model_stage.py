@@ -35,7 +35,8 @@ from diffusers import AutoencoderKL
 from skimage.data import astronaut
 from transformers import WhisperConfig, WhisperFeatureExtractor
 
-from musedub.models.audio_encoder import TINY_WHISPER_CONFIG, WHISPER_TINY_CONFIG, WINDOW_SAMPLES, WhisperAudioEncoder
+from musedub.models.audio_encoder import TINY_WHISPER_CONFIG, WHISPER_TINY_CONFIG, WhisperAudioEncoder
+from musedub.models.constants import WINDOW_SAMPLES
 from musedub.models.generator import MuseTalkGenerator
 from musedub.models.unet import MUSETALK_UNET_CONFIG, TINY_UNET_CONFIG, MuseTalkUNet
 from musedub.models.vae import SD_VAE_CONFIG, TINY_VAE_CONFIG, CropAutoencoder

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from musedub.infra.errors import ConfigError
 from musedub.infra.storage import validate_uri
-from musedub.models.landmarks import LandmarkBackend
+from musedub.models.constants import LandmarkBackend
 from musedub.models.weights.store import PRECISIONS
 from musedub.pipeline.dub.length_policy import LengthPolicy
 from musedub.pipeline.dub.options import DubOptions, MaskSource

@@ -17,10 +17,8 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from musedub.infra.errors import ConfigError
 from musedub.models.checkpoint import load_strict, read_state_dict
+from musedub.models.constants import SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES
 
-SAMPLE_RATE = 16_000
-WINDOW_SAMPLES = 30 * SAMPLE_RATE  # whisper's fixed 30 s input
-WINDOW_FRAMES = 1500  # encoder frames per window (50 Hz)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 ENCODER_PREFIXES = ("model.encoder.", "encoder.")  # WhisperForConditionalGeneration / WhisperModel
 

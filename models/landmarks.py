@@ -12,15 +12,15 @@ import importlib.util
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
 import torch
 
 from musedub.infra.errors import ConfigError
+from musedub.models.constants import LandmarkBackend
 
-LandmarkBackend = Literal["face-alignment", "dlib"]
 S3FD_FILE = "s3fd-619a316812.pth"
 FAN_FILE = "2DFAN4-11f355bf06.pth.tar"
 DETECT_LONG_SIDE = 960  # full-frame detection runs on frames scaled down to this

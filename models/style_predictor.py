@@ -28,11 +28,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from musedub.models.constants import PREDICTOR_NAME
 from musedub.models.style_common import load_model, save_model, sinusoids
 
 MOUTH = slice(48, 68)
 MOUTH_POINTS = 20
-PREDICTOR_NAME = "predictor"
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from musedub.models.constants import RENDERER_NAME
 from musedub.models.style_common import load_model, save_model, sinusoids
 from musedub.models.style_predictor import MOUTH_POINTS
 
-RENDERER_NAME = "renderer"
 BETA_SCHEDULES = ("scaled_linear", "linear")
 
 

@@ -15,8 +15,6 @@ from torch import nn
 
 from musedub.infra.errors import ConfigError, WeightsMismatchError
 
-CROP_SIZE = 256
-
 # The sd-vae-ft-mse architecture (83.65 M parameters).
 SD_VAE_CONFIG: dict[str, Any] = {
     "act_fn": "silu",

@@ -9,6 +9,8 @@ only by the adapter, `ray.train` only by `train`. Imports inside functions count
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,3 +114,12 @@ def test_a_forbidden_import_fails_the_contract() -> None:
         assert module in modules, module
         broken = {**modules, module: modules[module] + extra}
         assert violations(broken), f"{module} + {extra!r} passed the contract"
+
+
+def test_a_plan_worker_imports_no_model_code() -> None:
+    """Ray imports the plan task's module on every plan worker (4 per CPU): torch, transformers and
+    diffusers there cost 5 CPU s and 600 MB a worker before the first plan."""
+    heavy = ("torch", "transformers", "diffusers", "dlib", "face_alignment")
+    probe = f"import sys, musedub.pipeline.dub.plan_task; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -8,6 +8,8 @@ from typing import Literal
 
 from musedub.infra.errors import ConfigError
 
+STYLE_FOLDER = "style"  # our style generator's models, beside the published ones
+
 UnetVersion = Literal["v1.5", "v1.0"]
 
 UNET_DIRS: dict[str, str] = {"v1.5": "musetalkV15", "v1.0": "musetalk"}
@@ -72,7 +74,7 @@ class WeightsLayout:
     @property
     def style(self) -> Path:
         """Our style generator: predictor.json + .safetensors, renderer.json + .safetensors (none published)."""
-        return self.root / "style"
+        return self.root / STYLE_FOLDER
 
     @property
     def is_random(self) -> bool:

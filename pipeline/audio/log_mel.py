@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
 
-from musedub.models.audio_encoder import SAMPLE_RATE
+from musedub.models.constants import SAMPLE_RATE
 from musedub.models.syncnet import MEL_BINS, MEL_PER_FRAME, SYNC_FRAMES
 
 N_FFT = 400

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from musedub.infra.errors import InputError
-from musedub.models.audio_encoder import SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES, WhisperAudioEncoder
+from musedub.models.audio_encoder import WhisperAudioEncoder
+from musedub.models.constants import SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES
 from musedub.pipeline.audio.windows import (
     PROMPT_FRAMES,
     prompt_start,

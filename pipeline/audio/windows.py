@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from musedub.models.audio_encoder import SAMPLE_RATE, WINDOW_FRAMES
+from musedub.models.constants import SAMPLE_RATE, WINDOW_FRAMES
 
 WHISPER_HZ = 50
 SAMPLES_PER_WHISPER_FRAME = SAMPLE_RATE // WHISPER_HZ  # 320

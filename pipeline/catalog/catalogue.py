@@ -16,9 +16,9 @@ from typing import Any, get_args
 
 from musedub.infra.errors import InputError
 from musedub.infra.storage import join_uri, validate_uri
+from musedub.models.constants import GeneratorName
 from musedub.pipeline.dub.manifest import mapping_rows, problems_error, read_rows
 from musedub.pipeline.face.choice import parse_speaker
-from musedub.pipeline.generators.base import GeneratorName
 
 TITLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")

@@ -20,7 +20,7 @@ from musedub.pipeline.dub.manifest import JobSpec
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.plan import job_key
 from musedub.pipeline.dub.report import existing_report
-from musedub.pipeline.generators.style_reference import reference_checksum
+from musedub.pipeline.generators.reference_clips import reference_checksum
 
 NEW, STALE, CURRENT, MISSING = "new", "stale", "up to date", "missing input"
 

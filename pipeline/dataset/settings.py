@@ -8,7 +8,7 @@ from fractions import Fraction
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from musedub.models.landmarks import LandmarkBackend
+from musedub.models.constants import LandmarkBackend
 
 TRAIN_FPS = Fraction(25)
 

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from musedub.infra.storage import commit_file
-from musedub.models.audio_encoder import SAMPLE_RATE
+from musedub.models.constants import SAMPLE_RATE
 from musedub.models.landmarks import LandmarkDetector, load_landmark_detector
 from musedub.models.weights.store import ModelStore
 from musedub.pipeline.audio.prompts import AudioPrompter

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from musedub.infra.errors import InputError
-from musedub.models.audio_encoder import SAMPLE_RATE, WINDOW_SAMPLES
+from musedub.models.constants import SAMPLE_RATE, WINDOW_SAMPLES
 from musedub.pipeline.audio.windows import CONTEXT_BEFORE, SAMPLES_PER_WHISPER_FRAME, video_frame_count
 from musedub.pipeline.dataset.clip_quality import SAMPLES_PER_FRAME
 from musedub.pipeline.dataset.settings import TRAIN_FPS

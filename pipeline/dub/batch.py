@@ -47,13 +47,13 @@ from musedub.pipeline.dub.manifest import JobSpec, ManifestError, RejectedRow, o
 from musedub.pipeline.dub.model_stages import AudioPromptStage, GenerateStage
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.outcome import BatchResult, JobOutcome
-from musedub.pipeline.dub.plan import JobPlan, plan_job, report_uri
+from musedub.pipeline.dub.plan import JobPlan, report_uri
+from musedub.pipeline.dub.plan_task import plan_remote
 from musedub.pipeline.dub.preview import write_batch_index, write_job_preview
-from musedub.pipeline.dub.report import committed_report, make_report, write_report
+from musedub.pipeline.dub.report import make_report, write_report
 from musedub.pipeline.dub.style_references import ReferenceMaker
 from musedub.pipeline.face.choice import FaceChoice
 from musedub.pipeline.face.crop_geometry import FaceStatus
-from musedub.pipeline.media.index import save_index, video_info
 from musedub.pipeline.media.stitch import stitch
 
 WORK_FOLDER = ".musedub-work"
@@ -191,25 +191,6 @@ class BatchSettings(BaseModel):
         return [declare(partial(TrackFacesStage, self.weights, self.options), **self.fixed(self.cpu_pool))]
 
 
-def _plan_remote(
-    spec: JobSpec, options: DubOptions, weights: str, work: str, errors: ErrorsTable
-) -> tuple[JobPlan, bool] | None:
-    """A job's plan and whether its committed output is already current (checked here, in parallel,
-    not again by the driver: on object storage that was a request per job in a row), or None with
-    its error recorded: nothing about one job's inputs sinks the batch. Its probe is saved to the
-    work prefix, so no stage on any node demuxes the video again."""
-    try:
-        plan = plan_job(spec.job_id, spec.video, spec.audio, spec.output, options, weights)
-        if committed_report(plan) is not None:
-            return plan, True  # nothing will run, so no index (and no work prefix) is made
-        index = join_uri(work, f"index-{plan.key}.npz")
-        save_index(video_info(plan.base_row()), index)
-        return replace(plan, media_index=index), False
-    except Exception as exc:
-        errors.record(exc, spec.job_id, "plan")
-        return None
-
-
 def _reference_remote(plan: JobPlan, choice: FaceChoice, uri: str, errors: ErrorsTable) -> dict[str, Any] | None:
     """A style job's references written to `uri` -> what the report says of them (with `file`),
     or None with its error recorded."""
@@ -293,7 +274,7 @@ class BatchRunner:
             for spec, work in zip(jobs, works, strict=True)
         ]
         states, outcomes = [], []
-        for spec, work, result in zip(jobs, works, run_tasks(_plan_remote, calls), strict=True):
+        for spec, work, result in zip(jobs, works, run_tasks(plan_remote, calls), strict=True):
             if result is None:
                 continue  # its error record names why
             plan, current = result

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from musedub.infra.errors import ConfigError, InputError
+from musedub.models.constants import CROP_SIZE
 from musedub.models.landmarks import LandmarkDetector, load_landmark_detector
 from musedub.models.syncnet import SYNC_FRAMES, SyncNet
-from musedub.models.vae import CROP_SIZE
 from musedub.models.weights.layout import WeightsLayout
 from musedub.models.weights.store import ModelStore
 from musedub.pipeline.audio.log_mel import log_mel, mel_window

@@ -28,11 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from musedub.infra.errors import InputError
 from musedub.infra.storage import is_local, is_under, local_path, open_stream, redact, split_uri, validate_uri
+from musedub.models.constants import GeneratorName
 from musedub.pipeline.core.errors import one_line
 from musedub.pipeline.dub.length_policy import LengthPolicy
 from musedub.pipeline.dub.options import X264_PRESETS
 from musedub.pipeline.face.choice import SPEAKER_HELP, parse_speaker
-from musedub.pipeline.generators.base import GeneratorName
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 SHOWN_PROBLEMS = 50

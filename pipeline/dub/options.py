@@ -6,10 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from musedub.models.landmarks import LandmarkBackend
+from musedub.models.constants import GeneratorName, LandmarkBackend
 from musedub.pipeline.dub.length_policy import LengthPolicy
 from musedub.pipeline.face.choice import SPEAKER_HELP, parse_speaker
-from musedub.pipeline.generators.base import GeneratorName
 from musedub.pipeline.media.encode import DEFAULT_CRF, DEFAULT_PRESET
 
 MaskSource = Literal["auto", "parsing", "landmarks"]

@@ -26,8 +26,8 @@ from musedub.pipeline.dub.length_policy import output_frame_count, source_frames
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.segments import Segment, job_id_for, plan_segments
 from musedub.pipeline.face.choice import FaceChoice
-from musedub.pipeline.generators.load import require_generator_weights
-from musedub.pipeline.generators.style_reference import reference_checksum
+from musedub.pipeline.generators.reference_clips import reference_checksum
+from musedub.pipeline.generators.requirements import require_generator_weights
 from musedub.pipeline.media.audio_decode import audio_16k_mono_pieces
 from musedub.pipeline.media.encode import even_size
 from musedub.pipeline.media.frame_rate import parse_fps

@@ -26,6 +26,7 @@ from musedub.pipeline.dub.plan import JobPlan
 from musedub.pipeline.face.choice import FaceChoice, Why
 from musedub.pipeline.face.crop_geometry import FaceStatus, crop_box, face_status
 from musedub.pipeline.face.track import FaceTracker
+from musedub.pipeline.generators.reference_clips import reference_clips
 from musedub.pipeline.generators.style_reference import (
     ANY_TRACK,
     MIN_SECONDS,
@@ -34,7 +35,6 @@ from musedub.pipeline.generators.style_reference import (
     build_reference,
     describe_references,
     minimum_frames,
-    reference_clips,
     write_references,
 )
 from musedub.pipeline.media.audio_decode import decode_audio_span

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from musedub.models.constants import CROP_SIZE
 from musedub.models.style_predictor import mouth_motion
-from musedub.models.vae import CROP_SIZE
 from musedub.pipeline.face.crop_geometry import Box
 
 

@@ -29,7 +29,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from musedub.infra.errors import ConfigError, InputError
-from musedub.models.landmarks import LandmarkBackend, LandmarkDetector, load_landmark_detector
+from musedub.models.constants import LandmarkBackend
+from musedub.models.landmarks import LandmarkDetector, load_landmark_detector
 from musedub.models.syncnet import SYNC_FRAMES, SyncNet
 from musedub.models.weights.store import ModelStore
 from musedub.pipeline.audio.log_mel import log_mel

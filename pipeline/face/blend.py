@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from musedub.models.vae import CROP_SIZE
+from musedub.models.constants import CROP_SIZE
 from musedub.pipeline.face.crop_geometry import Box, blur_kernel, paste_square
 
 JAW_TO_NOSE = [*range(1, 16), 35, 34, 33, 32, 31]  # jaw line left to right, back along the nose base

@@ -14,7 +14,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from musedub.models.vae import CROP_SIZE
+from musedub.models.constants import CROP_SIZE
 
 NOSE_BRIDGE = 29
 PASTE_EXPAND = 1.5

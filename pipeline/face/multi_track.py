@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from musedub.models.landmarks import LandmarkDetector
 from musedub.pipeline.face.shot_cuts import colour_signature, is_cut
 from musedub.pipeline.face.track import MIN_IOU, FaceTrack, iou, smooth_landmarks
+
+if TYPE_CHECKING:  # a face choice (planning, reports) needs the tracks' shapes, not torch and dlib
+    from musedub.models.landmarks import LandmarkDetector
 
 SAME_FACE_IOU = 0.5  # two tracks whose boxes overlap this much in one frame have found one face
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from musedub.models.landmarks import LandmarkDetector
 from musedub.pipeline.face.shot_cuts import colour_signature, is_cut
+
+if TYPE_CHECKING:  # the tracks' data and smoothing serve planning too, which loads no detector
+    from musedub.models.landmarks import LandmarkDetector
 
 MIN_IOU = 0.2  # a box overlapping the last face less than this is someone, or something, else
 

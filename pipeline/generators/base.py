@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
-
-GeneratorName = Literal["musetalk", "style"]
 
 
 @dataclass(frozen=True)

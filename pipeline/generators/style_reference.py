@@ -13,20 +13,18 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import PurePosixPath
 
 import numpy as np
 import torch
 
-from musedub.infra.errors import InputError
-from musedub.infra.storage import checksum, join_uri, list_tree, read_bytes, write_bytes_atomic
+from musedub.infra.storage import read_bytes, write_bytes_atomic
 from musedub.models.style_predictor import mouth_motion
 from musedub.pipeline.audio.prompts import AudioPrompter
 from musedub.pipeline.audio.windows import SAMPLE_RATE
 from musedub.pipeline.face.crop_geometry import Box, crop_face
 from musedub.pipeline.media.audio_decode import decode_audio_span
 from musedub.pipeline.media.frames import FrameReader
-from musedub.pipeline.media.probe import VIDEO_SUFFIXES, VideoInfo
+from musedub.pipeline.media.probe import VideoInfo
 
 REFERENCE_WINDOWS = 4  # windows the predictor trains with (StyleTrainConfig.references)
 WINDOW_FRAMES = 50  # frames per window, as trained (StyleTrainConfig.reference_frames)
@@ -125,24 +123,6 @@ def reference_crops(sources: Sequence[ReferenceFrames], entries: list[tuple[int,
             for i, frame in zip(at, reader.frames(source.frames[at]), strict=True):
                 crops.append(crop_face(frame, Box(*(int(v) for v in source.boxes[i]))))
     return np.stack(crops)
-
-
-def reference_clips(uri: str) -> list[str]:
-    """`--style-reference`: a video file, or a folder whose videos (at any depth) are all used."""
-    if PurePosixPath(uri.split("?")[0]).suffix.lower() in VIDEO_SUFFIXES:
-        return [uri]
-    names = [n for n in list_tree(uri) if PurePosixPath(n).suffix.lower() in VIDEO_SUFFIXES]
-    if not names:
-        raise InputError(
-            f"style reference {uri} is neither a video file nor a folder of videos "
-            f"({', '.join(sorted(VIDEO_SUFFIXES))}): give a clip of the speaker"
-        )
-    return [join_uri(uri, n) for n in names]
-
-
-def reference_checksum(uri: str) -> str:
-    """What the job key hashes for an explicit reference: every clip's checksum."""
-    return ",".join(checksum(clip, "style reference") for clip in reference_clips(uri))
 
 
 def references_bytes(references: dict[int, StyleReference]) -> bytes:

@@ -12,7 +12,7 @@ import av
 import numpy as np
 
 from musedub.infra.errors import InputError
-from musedub.models.audio_encoder import SAMPLE_RATE
+from musedub.models.constants import SAMPLE_RATE
 from musedub.pipeline.media.limits import MediaLimits
 from musedub.pipeline.media.open import open_media
 from musedub.pipeline.media.probe import header_seconds

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from musedub.infra.errors import ConfigError
 from musedub.infra.storage import filesystem
-from musedub.models.vae import CROP_SIZE
+from musedub.models.constants import CROP_SIZE
 from musedub.pipeline.audio.log_mel import log_mel, mel_window
 from musedub.pipeline.audio.prompts import gather_prompts
 from musedub.pipeline.dataset.tables import clip_table_uri

@@ -12,7 +12,8 @@ import torch
 from scipy.signal import resample_poly
 
 from musedub.infra.errors import InputError
-from musedub.models.audio_encoder import WINDOW_SAMPLES, WhisperAudioEncoder
+from musedub.models.audio_encoder import WhisperAudioEncoder
+from musedub.models.constants import WINDOW_SAMPLES
 from musedub.pipeline.audio.prompts import AudioPrompter
 from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
 
