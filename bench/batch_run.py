@@ -108,9 +108,14 @@ def main() -> None:
             f"{total / ray_seconds:6.2f} frames/s  (+{start_seconds:.1f} s cluster start)"
         )
         print(f"ray overhead against in process: {100 * (ray_seconds / local_seconds - 1):+.1f}%")
-        reports = [json.loads((root / f"ray{i}.mp4.report.json").read_text()) for i in range(args.jobs)]
-        print("ray batch, per stage (busy time summed over workers):")
-        print(stage_rates(reports))
+        for name, label in (
+            ("local", "in process, per stage"),
+            ("ray", "ray batch, per stage (busy time summed over workers)"),
+        ):
+            print(f"{label}:")
+            print(
+                stage_rates([json.loads((root / f"{name}{i}.mp4.report.json").read_text()) for i in range(args.jobs)])
+            )
         same = all(
             (root / f"ray{i}.mp4").read_bytes() == (root / f"local{i}.mp4").read_bytes() for i in range(args.jobs)
         )

@@ -103,18 +103,18 @@ def cpu_seconds() -> float:
 
 def plan_one(queue: multiprocessing.Queue, video: str, audio: str, out: str) -> None:
     """One job's plan in process, as a plan task runs it: the CPU seconds a plan worker spends on
-    imports (the batch module that holds the plan task), wall and CPU seconds per plan (after a first,
+    imports (the module that holds the plan task), wall and CPU seconds per plan (after a first,
     untimed one), the plan task's CPU share, and the pickled size of the JobPlan it returns."""
     import inspect
     from dataclasses import replace
 
     cpu = cpu_seconds()
-    from musedub.pipeline.core.ray_adapter import run_tasks
-    from musedub.pipeline.dub import batch  # noqa: F401  (what every plan worker imports)
+    from musedub.pipeline.dub import plan_task  # noqa: F401  (what every plan worker imports, besides Ray)
     from musedub.pipeline.dub.options import DubOptions
     from musedub.pipeline.dub.plan import plan_job
 
     imports, imported_rss = cpu_seconds() - cpu, peak_rss_mib()
+    from musedub.pipeline.core.ray_adapter import run_tasks
     options = DubOptions()
     plan = plan_job("warm", video, audio, f"{out}/warm.mp4", options, "weights")
     tick, cpu = time.perf_counter(), cpu_seconds()

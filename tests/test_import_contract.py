@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"infra": "infra", "models": "models", "pipeline": "pipeline", "jobs": "jobs", "": "musedub"}
 
@@ -116,10 +118,11 @@ def test_a_forbidden_import_fails_the_contract() -> None:
         assert violations(broken), f"{module} + {extra!r} passed the contract"
 
 
-def test_a_plan_worker_imports_no_model_code() -> None:
-    """Ray imports the plan task's module on every plan worker (4 per CPU): torch, transformers and
-    diffusers there cost 5 CPU s and 600 MB a worker before the first plan."""
+@pytest.mark.parametrize("task", ["plan_task", "finish_task"])
+def test_a_batch_task_worker_imports_no_model_code(task: str) -> None:
+    """Ray imports a task's module on every worker that runs it (plan workers: 4 per CPU): torch,
+    transformers and diffusers there cost 5 CPU s and 600 MB a worker before its first task."""
     heavy = ("torch", "transformers", "diffusers", "dlib", "face_alignment")
-    probe = f"import sys, musedub.pipeline.dub.plan_task; print([m for m in {heavy!r} if m in sys.modules])"
+    probe = f"import sys, musedub.pipeline.dub.{task}; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -12,13 +12,10 @@ from __future__ import annotations
 import io
 import json
 import logging
-import tempfile
-import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from functools import partial
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -26,13 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from musedub.infra.errors import InputError, MusedubError
 from musedub.infra.storage import (
-    commit_file,
-    fetch_file,
     is_under,
     join_uri,
     list_files,
     read_bytes,
-    remove_tree,
     write_bytes_atomic,
 )
 from musedub.models.weights.store import PRECISIONS, ModelStore
@@ -42,19 +36,18 @@ from musedub.pipeline.core.run import RUNS_FOLDER, Run, parent_uri, runs_beside
 from musedub.pipeline.core.stage import ITEM_ID, Row
 from musedub.pipeline.dub.blend_stage import BlendEncodeStage, chosen_mask
 from musedub.pipeline.dub.face_stages import CropStage, TrackFacesStage, require_a_face
+from musedub.pipeline.dub.finish_task import JobState, finish_remote
 from musedub.pipeline.dub.job_faces import choose_faces, faces_summary
 from musedub.pipeline.dub.manifest import JobSpec, ManifestError, RejectedRow, outside_prefix
 from musedub.pipeline.dub.model_stages import AudioPromptStage, GenerateStage
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.outcome import BatchResult, JobOutcome
-from musedub.pipeline.dub.plan import JobPlan, report_uri
+from musedub.pipeline.dub.plan import JobPlan
 from musedub.pipeline.dub.plan_task import plan_remote
-from musedub.pipeline.dub.preview import write_batch_index, write_job_preview
-from musedub.pipeline.dub.report import make_report, write_report
+from musedub.pipeline.dub.preview import write_batch_index
 from musedub.pipeline.dub.style_references import ReferenceMaker
 from musedub.pipeline.face.choice import FaceChoice
 from musedub.pipeline.face.crop_geometry import FaceStatus
-from musedub.pipeline.media.stitch import stitch
 
 WORK_FOLDER = ".musedub-work"
 CHUNK_KEYS = ("faces", "cuts", "level_db", "sync")  # what a tracked chunk keeps in the work prefix
@@ -65,33 +58,6 @@ log = logging.getLogger(__name__)
 def default_work(output: str, job_id: str) -> str:
     """The job's work prefix: beside its output, so it lives on the same store and permissions."""
     return join_uri(parent_uri(output), WORK_FOLDER, job_id)
-
-
-@dataclass
-class JobState:
-    plan: JobPlan
-    work: str
-    choice: FaceChoice | None = None
-    faces: dict[str, Any] = field(default_factory=dict)  # the report's account of faces
-    statuses: Counter[str] = field(default_factory=Counter)
-    seconds: Counter[str] = field(default_factory=Counter)
-    done: set[str] = field(default_factory=set)  # segment ids finished
-    reused: int = 0
-    reused_frames: int = 0  # of those, frames made by an earlier run (no stage time here)
-    style_reference: str = ""  # the style generator's reference file in the work prefix
-
-    def reference_uri(self) -> str:
-        return join_uri(self.work, f"style-{self.plan.key}.npz")
-
-    def segment_uri(self, segment_id: str) -> str:
-        return join_uri(self.work, f"{segment_id}.mp4")
-
-    def track_name(self, start: int, stop: int) -> str:
-        return f"faces-{self.plan.key}-{start}-{stop}.npz"
-
-    @property
-    def finished(self) -> bool:
-        return len(self.done) == len(self.plan.segments())
 
 
 class ProgressSink(Protocol):
@@ -199,47 +165,6 @@ def _reference_remote(plan: JobPlan, choice: FaceChoice, uri: str, errors: Error
     except Exception as exc:
         errors.record(exc, plan.job_id, "StyleReference")
         return None
-
-
-def _finish_remote(
-    state: JobState, random_weights: bool, mask: str, keep_work: bool, errors: ErrorsTable, preview: bool
-) -> JobOutcome:
-    """Stitch a job's segments, commit the output and its report (and its preview), clear the work prefix."""
-    plan = state.plan
-    tick = time.perf_counter()
-    try:
-        with tempfile.TemporaryDirectory(prefix="musedub-stitch-") as tmp:
-            files = [
-                fetch_file(state.segment_uri(s.segment_id), Path(tmp) / f"{s.index:06d}.mp4", "segment")
-                for s in plan.segments()
-            ]
-            stitched = Path(tmp) / "stitched.mp4"
-            stitch(files, plan.fps_fraction, plan.audio, stitched, plan.audio_identity)
-            commit_file(stitched, plan.output, "output")
-    except Exception as exc:
-        record = errors.record(exc, plan.job_id, "stitch")
-        return JobOutcome(plan.job_id, "failed", plan.output, error=record.message)
-    seconds = Counter(state.seconds)
-    seconds["stitch+commit"] += time.perf_counter() - tick
-    segments = len(plan.segments())
-    report = make_report(plan, state.statuses, seconds, mask, random_weights, segments, state.reused, state.faces)
-    write_report(report)
-    if preview:
-        try:
-            write_job_preview(report_uri(plan.output), plan.weights)
-        except Exception as exc:  # the output is committed and fine: a preview never fails its job
-            log.warning("job %s: no preview (%s)", plan.job_id, exc)
-    if not keep_work:
-        remove_tree(state.work)
-    return JobOutcome(
-        plan.job_id,
-        "done",
-        plan.output,
-        frames=plan.total,
-        seconds=sum(v for k, v in seconds.items()),
-        segments_run=segments - state.reused,
-        segments_reused=state.reused,
-    )
 
 
 class BatchRunner:
@@ -429,7 +354,7 @@ class BatchRunner:
                 live.append(state)
         random = ModelStore(self.settings.weights).layout.is_random
         mask = chosen_mask(self.settings.options, self.settings.weights)
-        finishing = Tasks(_finish_remote)
+        finishing = Tasks(finish_remote)
 
         def collect(wait: bool) -> None:
             for outcome in finishing.ready(wait):
