@@ -89,8 +89,8 @@ class FrameBatcher:
             try:
                 while not request.finished:
                     work = None if self._running else self._next_batch()
-                    if work is None:
-                        self._cond.wait(timeout=self._wait_left())
+                    if work is None:  # while a batch runs, its end wakes every caller
+                        self._cond.wait(timeout=None if self._running else self._wait_left())
                         continue
                     self._running = True
                     self._cond.release()
