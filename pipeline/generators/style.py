@@ -94,7 +94,7 @@ class StyleFaces:
         for f, x in enumerate(latents):
             stacked[f, : len(x)], present[f, : len(x)] = x, True
         slot = torch.tensor([faces.index(int(t)) for t in inputs.tracks], dtype=torch.long, device=self.device)
-        return StyleSegment(self, inputs, motion, stacked[slot], present[slot])
+        return StyleSegment(self, inputs, motion, stacked, present, slot)
 
 
 class StyleSegment:
@@ -102,10 +102,17 @@ class StyleSegment:
     with the same DDIM steps batch together (each frame's start noise is its own)."""
 
     def __init__(
-        self, model: StyleFaces, inputs: SegmentInputs, motion: torch.Tensor, refs: torch.Tensor, present: torch.Tensor
+        self,
+        model: StyleFaces,
+        inputs: SegmentInputs,
+        motion: torch.Tensor,
+        refs: torch.Tensor,
+        present: torch.Tensor,
+        slot: torch.Tensor,
     ) -> None:
-        self.model, self.inputs = model, inputs
-        self.motion, self.refs, self.present = motion, refs, present  # (k, 20, 2), (k, N, 4, 32, 32), (k, N)
+        self.model, self.inputs, self.motion = model, inputs, motion  # motion (k, 20, 2)
+        # per face (F, N, 4, 32, 32) and (F, N); slot (k,): each frame's face, gathered per batch
+        self.refs, self.present, self.slot = refs, present, slot
         self.group = ("style", inputs.style_steps)
 
     def take(self, index: torch.Tensor) -> Batch:
@@ -114,8 +121,8 @@ class StyleSegment:
         return {
             "crops": inputs.crops[index],
             "motion": self.motion[index],
-            "refs": self.refs[index],
-            "present": self.present[index],
+            "refs": self.refs[self.slot[index]],
+            "present": self.present[self.slot[index]],
             "noise": noise.to(model.device, model.dtype),
         }
 
