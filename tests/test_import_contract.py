@@ -2,8 +2,8 @@
 
 Layers, lowest first: infra < models < core/media/face/audio < generators < dub (may use
 generators), dataset, evaluation < catalog (may use dub), train (may use dataset) < jobs. `ray` is
-imported only by the core adapter, `infra.ray_cluster` (joining a cluster) and `train`; `ray.data`
-only by the adapter, `ray.train` only by `train`. Imports inside functions count too.
+imported only by the core adapter and stream pool, `infra.ray_cluster` (joining a cluster) and
+`train`; `ray.data` only by the adapter, `ray.train` only by `train`. Imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -35,7 +35,12 @@ ALLOWED: dict[str, set[str]] = {
 EXTERNAL: dict[str, set[str]] = {  # a module prefix -> the areas (or modules) allowed to import it
     "ray.data": {"musedub.pipeline.core.ray_adapter"},
     "ray.train": {"musedub.pipeline.train"},
-    "ray": {"musedub.pipeline.core.ray_adapter", "musedub.infra.ray_cluster", "musedub.pipeline.train"},
+    "ray": {
+        "musedub.pipeline.core.ray_adapter",
+        "musedub.pipeline.core.stream_pool",
+        "musedub.infra.ray_cluster",
+        "musedub.pipeline.train",
+    },
 }
 
 

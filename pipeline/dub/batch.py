@@ -34,6 +34,7 @@ from musedub.pipeline.core.errors import ErrorRecord, ErrorsTable
 from musedub.pipeline.core.ray_adapter import StageSpec, Tasks, declare, fuse, run_stages, run_tasks
 from musedub.pipeline.core.run import RUNS_FOLDER, Run, parent_uri, runs_beside
 from musedub.pipeline.core.stage import ITEM_ID, Row
+from musedub.pipeline.core.stream_pool import StreamPool
 from musedub.pipeline.dub.blend_stage import BlendEncodeStage, chosen_mask
 from musedub.pipeline.dub.face_stages import CropStage, TrackFacesStage, require_a_face
 from musedub.pipeline.dub.finish_task import JobState, finish_remote
@@ -53,6 +54,8 @@ WORK_FOLDER = ".musedub-work"
 CHUNK_KEYS = ("faces", "cuts", "level_db", "sync")  # what a tracked chunk keeps in the work prefix
 
 log = logging.getLogger(__name__)
+
+Complete = Callable[[JobState], None]  # called once all of a job's segments are done
 
 
 def default_work(output: str, job_id: str) -> str:
@@ -128,13 +131,18 @@ class BatchSettings(BaseModel):
         """A user's pool size wins over the declared range."""
         return {"min_actors": pool, "max_actors": pool} if pool else {}
 
+    def fused(self, cluster: dict[str, float]) -> bool:
+        """One process per segment (and one pool for tracking and segments alike): where everything
+        runs on CPUs, separate pools only oversubscribe the cores and pass crops through the object
+        store."""
+        return self.pools == "fused" or (self.pools == "auto" and self.generate_device(cluster) == "cpu")
+
     def segment_stages(self, cluster: dict[str, float]) -> list[StageSpec]:
         """Crop, prompts, generate, blend+encode: one pool each around a GPU generator (the CPU
-        pools keep it fed, and each generator actor batches across `batch_segments` segments);
-        fused into one pool when everything runs on CPUs, where separate pools only oversubscribe
-        the cores and pass crops through the object store."""
+        pools keep it fed, and each generator actor batches across `batch_segments` segments), or
+        fused into one."""
         w, o, cpu, device = self.weights, self.options, self.fixed(self.cpu_pool), self.generate_device(cluster)
-        split = self.pools == "split" or (self.pools == "auto" and device == "cuda")
+        split = not self.fused(cluster)
         generate = partial(
             GenerateStage,
             w,
@@ -215,10 +223,8 @@ class BatchRunner:
         )
 
     # -- track --------------------------------------------------------------------------------
-    def track(self, states: list[JobState], errors: ErrorsTable, progress: ProgressSink) -> None:
-        """Track every chunk not already kept in the work prefix, then choose each job's faces
-        (a job with a failed chunk gets no choice: its error record says why). `progress` hears
-        of each chunk as it comes back: the first phase of a film's batch moves from its start."""
+    def _chunk_rows(self, states: list[JobState], progress: ProgressSink) -> tuple[list[Row], dict[str, list[Row]]]:
+        """A row for every chunk not already kept in the work prefix, and each job's kept chunks."""
         rows = []
         chunks: dict[str, list[Row]] = {s.plan.key: [] for s in states}
         for state in states:
@@ -230,29 +236,38 @@ class BatchRunner:
                 else:
                     row = state.plan.chunk_row(start, stop)
                     rows.append(self._item(row, state.plan.job_id, f"track-{start}-{stop}"))
-        by_key = {s.plan.key: s for s in states}
-        threads = self.settings.options.cpu_threads
-        total = sum(s.plan.video_frames for s in states)
-        tracked = total - sum(r["chunk_stop"] - r["chunk_start"] for r in rows)  # kept from an earlier run
-        progress.tracked(tracked, total)
-        for out in run_stages(rows, self.settings.track_stages(), errors, threads):
-            state = by_key[out["job_key"]]
-            start, stop = out["chunk_start"], out["chunk_stop"]
-            kept = {k: np.asarray(out[k]) for k in CHUNK_KEYS}
-            chunks[state.plan.key].append({"chunk_start": start, **kept})
-            state.seconds.update(json.loads(out["seconds"]))
-            write_bytes_atomic(join_uri(state.work, state.track_name(start, stop)), _npz_bytes(kept), "track chunk")
-            tracked += stop - start
-            progress.tracked(tracked, total)
-        for state in states:
-            if len(chunks[state.plan.key]) == len(state.plan.track_chunks()):
-                try:
-                    state.choice = choose_faces(state.plan, chunks[state.plan.key])
-                except MusedubError as exc:
-                    errors.record(exc, state.plan.job_id, "Track")
+        self._frames_total = sum(s.plan.video_frames for s in states)
+        self._frames_tracked = self._frames_total - sum(r["chunk_stop"] - r["chunk_start"] for r in rows)
+        progress.tracked(self._frames_tracked, self._frames_total)  # some may be kept from an earlier run
+        return rows, chunks
+
+    def _keep_chunk(self, state: JobState, out: Row, chunks: list[Row], progress: ProgressSink) -> None:
+        """A tracked chunk, kept in the work prefix for a rerun; `progress` hears of each as it comes
+        back, so the first phase of a film's batch moves from its start."""
+        start, stop = out["chunk_start"], out["chunk_stop"]
+        kept = {k: np.asarray(out[k]) for k in CHUNK_KEYS}
+        chunks.append({"chunk_start": start, **kept})
+        state.seconds.update(json.loads(out["seconds"]))
+        write_bytes_atomic(join_uri(state.work, state.track_name(start, stop)), _npz_bytes(kept), "track chunk")
+        self._frames_tracked += stop - start
+        progress.tracked(self._frames_tracked, self._frames_total)
+
+    def _choose(self, state: JobState, chunks: list[Row], errors: ErrorsTable) -> bool:
+        """Once all of a job's chunks are tracked: the faces it dubs and the report's account of them.
+        False for a job with a failed chunk (its error record says why) or no face in any frame."""
+        if len(chunks) != len(state.plan.track_chunks()):
+            return False
+        try:
+            state.choice = choose_faces(state.plan, chunks)
+            require_a_face(state.plan.video, len(state.choice.tracks))
+            state.faces = faces_summary(state.plan, state.choice)
+        except MusedubError as exc:
+            errors.record(exc, state.plan.job_id, "Track")
+            return False
+        return True
 
     # -- style references ---------------------------------------------------------------------
-    def references(self, states: list[JobState], errors: ErrorsTable) -> list[JobState]:
+    def references(self, states: list[JobState], errors: ErrorsTable, cpus: float = 1.0) -> list[JobState]:
         """Each style job's reference file, made once per run (a task per job, a few seconds: not
         worth keeping across runs) -> the jobs that can run (a failed one has its error recorded)."""
         calls = []
@@ -261,58 +276,106 @@ class BatchRunner:
                 continue
             assert state.choice is not None
             calls.append((state, (state.plan, state.choice, state.reference_uri(), errors)))
-        for (state, _), made in zip(calls, run_tasks(_reference_remote, [c for _, c in calls], cpus=1.0), strict=True):
+        for (state, _), made in zip(calls, run_tasks(_reference_remote, [c for _, c in calls], cpus=cpus), strict=True):
             if made is not None:
                 state.style_reference = made.pop("file")
                 state.faces["style_reference"] = made
         return [s for s in states if s.plan.options.generator != "style" or s.style_reference]
 
     # -- segments -----------------------------------------------------------------------------
-    def segments(
-        self,
-        states: list[JobState],
-        errors: ErrorsTable,
-        progress: ProgressSink,
-        complete: Callable[[JobState], None],
-    ) -> None:
-        """Run every unfinished segment; `complete(state)` as soon as all of a job's are done, so
-        jobs are committed while the rest of the batch still runs."""
+    def _segment_rows(self, state: JobState, progress: ProgressSink, complete: Complete) -> list[Row]:
+        """A job's unfinished segments as rows; those an earlier run finished count as done (and the
+        job completes at once when none is left)."""
+        assert state.choice is not None
         rows = []
-        for state in states:
-            assert state.choice is not None
-            present = set(list_files(state.work))
-            for segment in state.plan.segments():
-                if {f"{segment.segment_id}.mp4", f"{segment.segment_id}.json"} <= present:
-                    record = json.loads(
-                        read_bytes(join_uri(state.work, f"{segment.segment_id}.json"), "segment record")
-                    )
-                    state.statuses.update(record["statuses"])
-                    state.done.add(segment.segment_id)
-                    state.reused += 1
-                    state.reused_frames += segment.frames
-                    progress.segment_done(state, segment.frames)
-                    continue
-                row = state.plan.segment_row(segment, state.choice, state.style_reference)
-                row = {**row, "segment_file": state.segment_uri(segment.segment_id)}
-                rows.append(self._item(row, state.plan.job_id, segment.segment_id))
-            if state.finished:
-                complete(state)
-        by_key = {state.plan.key: state for state in states}
-        stages = self.settings.segment_stages(self.cluster)
-        for out in run_stages(rows, stages, errors, self.settings.options.cpu_threads):
+        present = set(list_files(state.work))
+        for segment in state.plan.segments():
+            if {f"{segment.segment_id}.mp4", f"{segment.segment_id}.json"} <= present:
+                record = json.loads(read_bytes(join_uri(state.work, f"{segment.segment_id}.json"), "segment record"))
+                state.statuses.update(record["statuses"])
+                state.done.add(segment.segment_id)
+                state.reused += 1
+                state.reused_frames += segment.frames
+                progress.segment_done(state, segment.frames)
+                continue
+            row = state.plan.segment_row(segment, state.choice, state.style_reference)
+            row = {**row, "segment_file": state.segment_uri(segment.segment_id)}
+            rows.append(self._item(row, state.plan.job_id, segment.segment_id))
+        if state.finished:
+            complete(state)
+        return rows
+
+    def _segment_done(self, state: JobState, out: Row, progress: ProgressSink, complete: Complete) -> None:
+        """A finished segment's record kept beside its file; `complete(state)` once all of the job's
+        are done, so jobs are committed while the rest of the batch still runs."""
+        statuses = Counter(FaceStatus(int(v)).name.lower() for v in out["status"])
+        seconds = json.loads(out["seconds"])
+        record = {"statuses": dict(statuses), "seconds": seconds, "frames": int(out["frames_written"])}
+        write_bytes_atomic(
+            join_uri(state.work, f"{out['segment_id']}.json"), json.dumps(record).encode(), "segment record"
+        )
+        state.statuses.update(statuses)
+        state.seconds.update(seconds)
+        state.done.add(str(out["segment_id"]))
+        progress.segment_done(state, int(out["stop"]) - int(out["start"]))
+        if state.finished:
+            complete(state)
+
+    # -- the two ways through ------------------------------------------------------------------
+    def in_phases(
+        self, states: list[JobState], errors: ErrorsTable, progress: ProgressSink, complete: Complete
+    ) -> list[JobState]:
+        """Split pools (a GPU cluster): every job tracked, then every job's segments, each phase a Ray
+        Data pipeline of its own pools -> the jobs whose segments ran."""
+        rows, chunks = self._chunk_rows(states, progress)
+        by_key = {s.plan.key: s for s in states}
+        threads = self.settings.options.cpu_threads
+        for out in run_stages(rows, self.settings.track_stages(), errors, threads):
             state = by_key[out["job_key"]]
-            statuses = Counter(FaceStatus(int(v)).name.lower() for v in out["status"])
-            seconds = json.loads(out["seconds"])
-            record = {"statuses": dict(statuses), "seconds": seconds, "frames": int(out["frames_written"])}
-            write_bytes_atomic(
-                join_uri(state.work, f"{out['segment_id']}.json"), json.dumps(record).encode(), "segment record"
-            )
-            state.statuses.update(statuses)
-            state.seconds.update(seconds)
-            state.done.add(str(out["segment_id"]))
-            progress.segment_done(state, int(out["stop"]) - int(out["start"]))
-            if state.finished:
-                complete(state)
+            self._keep_chunk(state, out, chunks[state.plan.key], progress)
+        live = self.references([s for s in states if self._choose(s, chunks[s.plan.key], errors)], errors)
+        rows = [row for state in live for row in self._segment_rows(state, progress, complete)]
+        for out in run_stages(rows, self.settings.segment_stages(self.cluster), errors, threads):
+            self._segment_done(by_key[out["job_key"]], out, progress, complete)
+        return live
+
+    def streamed(
+        self, states: list[JobState], errors: ErrorsTable, progress: ProgressSink, complete: Complete
+    ) -> list[JobState]:
+        """Fused pools (no GPU): one pool tracks and dubs; a job's segments start as soon as its own
+        faces are chosen, before other jobs' tracking -> the jobs whose segments ran."""
+        rows, chunks = self._chunk_rows(states, progress)
+        by_key = {s.plan.key: s for s in states}
+        items = len(rows) + sum(len(s.plan.segments()) for s in states)
+        [fused] = self.settings.segment_stages(self.cluster)
+        [track] = self.settings.track_stages()
+        chains = {"track": track, "segment": fused}
+        pool = StreamPool(chains, errors, self.settings.options.cpu_threads, items, first=("segment",))
+        live = []
+
+        def chosen(state: JobState) -> None:
+            # the pool holds the CPUs: a style reference runs in the room kept beside it
+            if self._choose(state, chunks[state.plan.key], errors) and self.references([state], errors, cpus=0.25):
+                live.append(state)
+                for row in self._segment_rows(state, progress, complete):
+                    pool.submit("segment", row)
+
+        try:
+            for state in states:
+                if len(chunks[state.plan.key]) == len(state.plan.track_chunks()):
+                    chosen(state)
+            for row in rows:
+                pool.submit("track", row)
+            for chain, out in pool.results():
+                state = by_key[out["job_key"]]
+                if chain == "segment":
+                    self._segment_done(state, out, progress, complete)
+                    continue
+                self._keep_chunk(state, out, chunks[state.plan.key], progress)
+                chosen(state)
+        finally:
+            pool.close()
+        return live
 
     def _first_errors(self, errors: ErrorsTable) -> dict[str, ErrorRecord]:
         """Each failed job's first error record."""
@@ -340,18 +403,6 @@ class BatchRunner:
         for outcome in outcomes:  # up to date, or refused before it began: ended already
             progress.job_done(outcome)
         progress.planned(sum(state.plan.total for state in states))
-        self.track(states, errors, progress)
-        failed = self._first_errors(errors)
-        live = []
-        for state in states:
-            if state.plan.job_id not in failed and state.choice is not None:
-                try:
-                    require_a_face(state.plan.video, len(state.choice.tracks))
-                    state.faces = faces_summary(state.plan, state.choice)
-                except InputError as exc:
-                    failed[state.plan.job_id] = errors.record(exc, state.plan.job_id, "Track")
-            if state.plan.job_id not in failed and state.choice is not None:
-                live.append(state)
         random = ModelStore(self.settings.weights).layout.is_random
         mask = chosen_mask(self.settings.options, self.settings.weights)
         finishing = Tasks(finish_remote)
@@ -367,11 +418,11 @@ class BatchRunner:
             finishing.start(replace(state, choice=None), random, mask, self.keep_work, errors, self.settings.preview)
             collect(wait=False)
 
-        live = self.references(live, errors)
-        if live:
+        if states:
             _write_state(run, jobs, outcomes, "running")  # `musedub status RUN` reads it while this runs
-        self.segments(live, errors, progress, complete)
-        failed.update({k: v for k, v in self._first_errors(errors).items() if k not in failed})
+        way = self.streamed if self.settings.fused(self.cluster) else self.in_phases
+        live = way(states, errors, progress, complete)
+        failed = self._first_errors(errors)
         for state in live:
             if not state.finished:
                 missing = [s for s in state.plan.segments() if s.segment_id not in state.done]
