@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -13,6 +14,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 from media_checks import decoded, psnr
 from s3_proxy import ObjectCounts
 from skimage.data import astronaut
@@ -286,7 +288,14 @@ def test_asking_for_parsing_without_its_weights_is_one_clear_error(
 # Padding every generator batch to its size (2026-11-30, so that batches filled across segments
 # equal `dub`) re-recorded it again: against 3045fe8f...5c (run from commit 411b481's tree) only
 # frames 71-73 differ, the segment's last, part-filled batch, now computed in a batch of 8.
-COMMITTED_CLIP_FRAMES = (75, "e2a02ec98f841ebbf01b2292a623c30760be3d3b10d3330b3678f6f691939eba")
+# The VM these tests ran on changed on 2026-12-07 (an AMD EPYC with AVX2, no AVX-512), and the same
+# code (commit 7b667b6) gave other bits there; rolling back av (18.1.0), opencv-python (5.0, 4.14),
+# dlib-bin (20.0.1) or transformers (5.17) one at a time did not bring the old digest back, so float
+# kernels chosen by CPU are the likely cause. Each kind of machine keeps its own recorded digest.
+COMMITTED_CLIP_FRAMES = {
+    "the VMs up to 2026-11-30": (75, "e2a02ec98f841ebbf01b2292a623c30760be3d3b10d3330b3678f6f691939eba"),
+    "AMD EPYC, AVX2 (2026-12-07)": (75, "f217917b6dd25b86971a091b344799a223f52367cc8aa5b43a4549a15e3eb023"),
+}
 
 
 @pytest.mark.slow
@@ -300,4 +309,8 @@ def test_the_committed_clip_dubs_to_the_frames_recorded_before_the_move(tmp_path
     frames = decoded(out)
     for frame in frames:
         digest.update(frame.tobytes())
-    assert (len(frames), digest.hexdigest()) == COMMITTED_CLIP_FRAMES
+    made = (len(frames), digest.hexdigest())
+    machine = (
+        f"{platform.processor() or platform.machine()}, torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    )
+    assert made in COMMITTED_CLIP_FRAMES.values(), f"{made} on {machine}: not a recorded digest (new code or machine?)"

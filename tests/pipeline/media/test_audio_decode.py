@@ -11,7 +11,7 @@ import pytest
 from scipy.signal import resample_poly
 
 from musedub.infra.errors import InputError
-from musedub.pipeline.media.audio_decode import decode_audio_16k_mono
+from musedub.pipeline.media.audio_decode import _packed_float, decode_audio_16k_mono
 
 
 def aligned_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -93,3 +93,36 @@ def test_truncated_file_fails_cleanly_or_decodes_a_prefix(tmp_path: Path, speech
 def test_missing_file() -> None:
     with pytest.raises(InputError, match="does not exist"):
         decode_audio_16k_mono("/nonexistent/speech.wav")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "layout"),
+    [
+        ("s16", "mono"),
+        ("s16", "stereo"),
+        ("s16p", "stereo"),
+        ("s32", "stereo"),
+        ("s32p", "5.1"),
+        ("flt", "mono"),
+        ("fltp", "stereo"),
+    ],
+)
+def test_frames_already_at_16k_skip_the_resampler_bit_for_bit(fmt: str, layout: str) -> None:
+    """The dub's samples must not change with the shortcut: it gives what the resampler gives."""
+    channels, n = av.AudioLayout(layout).nb_channels, 4096
+    rng = np.random.default_rng(0)
+    if fmt.startswith("s16"):
+        samples = rng.integers(-(2**15), 2**15, (channels, n)).astype(np.int16)
+    elif fmt.startswith("s32"):
+        samples = rng.integers(-(2**31), 2**31, (channels, n), dtype=np.int64).astype(np.int32)
+    else:
+        samples = rng.normal(0, 0.5, (channels, n)).astype(np.float32)
+    samples[0, :3] = [np.iinfo(samples.dtype).min, np.iinfo(samples.dtype).max, 0] if samples.dtype.kind == "i" else 0
+    layout_in_frame = samples if fmt.endswith("p") else samples.T.reshape(1, -1).copy()
+    frame = av.AudioFrame.from_ndarray(layout_in_frame, format=fmt, layout=layout)
+    frame.sample_rate = 16_000
+    resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=16_000)
+    expected = np.concatenate([out.to_ndarray() for out in resampler.resample(frame) + resampler.resample(None)], 1)
+    np.testing.assert_array_equal(_packed_float(frame).view(np.uint32), expected.view(np.uint32))
+    frame.sample_rate = 48_000
+    assert _packed_float(frame) is None  # resampled as before
