@@ -1,5 +1,7 @@
-"""A manifest of jobs on Ray: plan every job, track faces chunk by chunk, run segments through the
-crop / prompt / generate / blend pools, then stitch and commit each job.
+"""A manifest of jobs on Ray: plan every job, then one stream through pools that live for the batch:
+a job's faces tracked chunk by chunk, its faces chosen, its segments through crop, prompts,
+generate and blend+encode as soon as they are (other jobs may still be tracking), then each job
+stitched and committed.
 
 Every finished piece is kept under the job's work prefix with a name from the job key (inputs'
 checksums + options + weights), so a rerun after an interruption redoes only what is missing,
@@ -31,10 +33,10 @@ from musedub.infra.storage import (
 )
 from musedub.models.weights.store import PRECISIONS, ModelStore
 from musedub.pipeline.core.errors import ErrorRecord, ErrorsTable
-from musedub.pipeline.core.ray_adapter import StageSpec, Tasks, declare, fuse, run_stages, run_tasks
+from musedub.pipeline.core.ray_adapter import Tasks, declare, fuse, run_tasks
 from musedub.pipeline.core.run import RUNS_FOLDER, Run, parent_uri, runs_beside
 from musedub.pipeline.core.stage import ITEM_ID, Row
-from musedub.pipeline.core.stream_pool import StreamPool
+from musedub.pipeline.core.stream_pool import Layout, StreamPool
 from musedub.pipeline.dub.blend_stage import BlendEncodeStage, chosen_mask
 from musedub.pipeline.dub.face_stages import CropStage, TrackFacesStage, require_a_face
 from musedub.pipeline.dub.finish_task import JobState, finish_remote
@@ -56,6 +58,8 @@ CHUNK_KEYS = ("faces", "cuts", "level_db", "sync")  # what a tracked chunk keeps
 log = logging.getLogger(__name__)
 
 Complete = Callable[[JobState], None]  # called once all of a job's segments are done
+ONE_POOL_ROUTES = {"track": ("track",), "segment": ("segment",)}
+SPLIT_ROUTES = {"track": ("track",), "segment": ("prepare", "generate", "blend")}
 
 
 def default_work(output: str, job_id: str) -> str:
@@ -131,18 +135,14 @@ class BatchSettings(BaseModel):
         """A user's pool size wins over the declared range."""
         return {"min_actors": pool, "max_actors": pool} if pool else {}
 
-    def fused(self, cluster: dict[str, float]) -> bool:
-        """One process per segment (and one pool for tracking and segments alike): where everything
-        runs on CPUs, separate pools only oversubscribe the cores and pass crops through the object
-        store."""
-        return self.pools == "fused" or (self.pools == "auto" and self.generate_device(cluster) == "cpu")
-
-    def segment_stages(self, cluster: dict[str, float]) -> list[StageSpec]:
-        """Crop, prompts, generate, blend+encode: one pool each around a GPU generator (the CPU
-        pools keep it fed, and each generator actor batches across `batch_segments` segments), or
-        fused into one."""
+    def layout(self, cluster: dict[str, float]) -> Layout:
+        """The batch's pools. Around a GPU generator, a CPU pool tracks faces and prepares (crop,
+        prompts) and finishes (blend+encode) segments for it, and each generator actor batches
+        across `batch_segments` segments. Where everything runs on CPUs, one pool tracks and takes
+        each segment through every stage in one process: separate pools only oversubscribe the
+        cores and pass crops through the object store."""
         w, o, cpu, device = self.weights, self.options, self.fixed(self.cpu_pool), self.generate_device(cluster)
-        split = not self.fused(cluster)
+        fused = self.pools == "fused" or (self.pools == "auto" and device == "cpu")
         generate = partial(
             GenerateStage,
             w,
@@ -150,19 +150,17 @@ class BatchSettings(BaseModel):
             device,
             self.dtype,
             self.compile,
-            segments=self.batch_segments if split else 1,
+            segments=1 if fused else self.batch_segments,
             batch_wait=self.batch_wait,
         )
-        stages = [
-            declare(partial(CropStage, o), **cpu),
-            declare(partial(AudioPromptStage, w, "cpu")),
-            declare(generate, **self.fixed(self.gpu_pool)),
-            declare(partial(BlendEncodeStage, o, w, "cpu"), **cpu),
-        ]
-        return stages if split else [fuse(stages)]
-
-    def track_stages(self) -> list[StageSpec]:
-        return [declare(partial(TrackFacesStage, self.weights, self.options), **self.fixed(self.cpu_pool))]
+        track = declare(partial(TrackFacesStage, w, o), **cpu)
+        prepare = [declare(partial(CropStage, o), **cpu), declare(partial(AudioPromptStage, w, "cpu"), **cpu)]
+        gpu = declare(generate, **self.fixed(self.gpu_pool))
+        blend = declare(partial(BlendEncodeStage, o, w, "cpu"), **cpu)
+        if fused:
+            return Layout({"cpu": {"track": track, "segment": fuse([*prepare, gpu, blend])}}, ONE_POOL_ROUTES)
+        chains = {"track": track, "prepare": fuse(prepare), "blend": blend}
+        return Layout({"cpu": chains, "gpu": {"generate": gpu}}, SPLIT_ROUTES)
 
 
 def _reference_remote(plan: JobPlan, choice: FaceChoice, uri: str, errors: ErrorsTable) -> dict[str, Any] | None:
@@ -267,16 +265,17 @@ class BatchRunner:
         return True
 
     # -- style references ---------------------------------------------------------------------
-    def references(self, states: list[JobState], errors: ErrorsTable, cpus: float = 1.0) -> list[JobState]:
+    def references(self, states: list[JobState], errors: ErrorsTable) -> list[JobState]:
         """Each style job's reference file, made once per run (a task per job, a few seconds: not
-        worth keeping across runs) -> the jobs that can run (a failed one has its error recorded)."""
+        worth keeping across runs; in the room the pools leave) -> the jobs that can run (a failed
+        one has its error recorded)."""
         calls = []
         for state in states:
             if state.plan.options.generator != "style":
                 continue
             assert state.choice is not None
             calls.append((state, (state.plan, state.choice, state.reference_uri(), errors)))
-        for (state, _), made in zip(calls, run_tasks(_reference_remote, [c for _, c in calls], cpus=cpus), strict=True):
+        for (state, _), made in zip(calls, run_tasks(_reference_remote, [c for _, c in calls]), strict=True):
             if made is not None:
                 state.style_reference = made.pop("file")
                 state.faces["style_reference"] = made
@@ -321,41 +320,22 @@ class BatchRunner:
         if state.finished:
             complete(state)
 
-    # -- the two ways through ------------------------------------------------------------------
-    def in_phases(
-        self, states: list[JobState], errors: ErrorsTable, progress: ProgressSink, complete: Complete
-    ) -> list[JobState]:
-        """Split pools (a GPU cluster): every job tracked, then every job's segments, each phase a Ray
-        Data pipeline of its own pools -> the jobs whose segments ran."""
-        rows, chunks = self._chunk_rows(states, progress)
-        by_key = {s.plan.key: s for s in states}
-        threads = self.settings.options.cpu_threads
-        for out in run_stages(rows, self.settings.track_stages(), errors, threads):
-            state = by_key[out["job_key"]]
-            self._keep_chunk(state, out, chunks[state.plan.key], progress)
-        live = self.references([s for s in states if self._choose(s, chunks[s.plan.key], errors)], errors)
-        rows = [row for state in live for row in self._segment_rows(state, progress, complete)]
-        for out in run_stages(rows, self.settings.segment_stages(self.cluster), errors, threads):
-            self._segment_done(by_key[out["job_key"]], out, progress, complete)
-        return live
-
+    # -- the batch's work -----------------------------------------------------------------------
     def streamed(
         self, states: list[JobState], errors: ErrorsTable, progress: ProgressSink, complete: Complete
     ) -> list[JobState]:
-        """Fused pools (no GPU): one pool tracks and dubs; a job's segments start as soon as its own
-        faces are chosen, before other jobs' tracking -> the jobs whose segments ran."""
+        """Track every chunk and dub every segment not kept from an earlier run; a job's segments
+        start as soon as its own faces are chosen, before other jobs' tracking -> the jobs whose
+        segments ran."""
         rows, chunks = self._chunk_rows(states, progress)
         by_key = {s.plan.key: s for s in states}
         items = len(rows) + sum(len(s.plan.segments()) for s in states)
-        [fused] = self.settings.segment_stages(self.cluster)
-        [track] = self.settings.track_stages()
-        chains = {"track": track, "segment": fused}
-        pool = StreamPool(chains, errors, self.settings.options.cpu_threads, items, first=("segment",))
+        layout = self.settings.layout(self.cluster)
+        pool = StreamPool(layout, errors, self.settings.options.cpu_threads, items, first=("segment",))
         live = []
 
         def chosen(state: JobState) -> None:
-            # the pool holds the CPUs: a style reference runs in the room kept beside it
-            if self._choose(state, chunks[state.plan.key], errors) and self.references([state], errors, cpus=0.25):
+            if self._choose(state, chunks[state.plan.key], errors) and self.references([state], errors):
                 live.append(state)
                 for row in self._segment_rows(state, progress, complete):
                     pool.submit("segment", row)
@@ -366,9 +346,9 @@ class BatchRunner:
                     chosen(state)
             for row in rows:
                 pool.submit("track", row)
-            for chain, out in pool.results():
+            for kind, out in pool.results():
                 state = by_key[out["job_key"]]
-                if chain == "segment":
+                if kind == "segment":
                     self._segment_done(state, out, progress, complete)
                     continue
                 self._keep_chunk(state, out, chunks[state.plan.key], progress)
@@ -420,8 +400,7 @@ class BatchRunner:
 
         if states:
             _write_state(run, jobs, outcomes, "running")  # `musedub status RUN` reads it while this runs
-        way = self.streamed if self.settings.fused(self.cluster) else self.in_phases
-        live = way(states, errors, progress, complete)
+        live = self.streamed(states, errors, progress, complete)
         failed = self._first_errors(errors)
         for state in live:
             if not state.finished:

@@ -213,9 +213,9 @@ def test_a_killed_driver_resumes_with_only_the_unfinished_segments(
 
 
 def busy_stage_worker() -> psutil.Process | None:
-    """A Ray Data actor of one of our stages while it is working on a row."""
+    """An actor of one of the batch's pools while it is working on a row."""
     for proc in psutil.process_iter(["cmdline"]):
-        if " ".join(proc.info["cmdline"] or []).startswith("ray::MapWorker(FlatMap(StageActor)).submit"):
+        if " ".join(proc.info["cmdline"] or []).startswith("ray::ChainActor.run"):
             return proc
     return None
 

@@ -12,19 +12,19 @@ from musedub.pipeline.dub.batch import BatchSettings
 
 def segment_pools(cluster: dict[str, float], device: str = "auto", cpu_pool: int = 0, gpu_pool: int = 0) -> dict:
     settings = BatchSettings(weights="weights", device=device, cpu_pool=cpu_pool, gpu_pool=gpu_pool)
-    return size_pools({s.name: s.resources for s in settings.segment_stages(cluster)}, cluster)
+    return size_pools(settings.layout(cluster).resources(), cluster)
 
 
 def cpus_taken(pools: dict) -> float:
     return sum(p.size * p.cpus for p in pools.values())
 
 
-FUSED = "Crop+AudioPrompt+Generate+BlendEncode"
-SPLIT = {"Crop", "AudioPrompt", "Generate", "BlendEncode"}
+FUSED = "cpu"  # tracking and whole segments in one pool
+SPLIT = {"cpu", "gpu"}  # tracking, crop+prompts and blend+encode around the generator
 
 
 @pytest.mark.parametrize("cpus", [1.0, 2.0, 4.0, 16.0, 96.0])
-def test_pools_always_leave_half_a_cpu_for_ray_datas_own_tasks(cpus: float) -> None:
+def test_pools_always_leave_half_a_cpu_for_plan_finish_and_ray_datas_tasks(cpus: float) -> None:
     pools = segment_pools({"CPU": cpus})
     assert set(pools) == {FUSED}
     assert cpus_taken(pools) <= max(cpus - RESERVED_CPUS, 0.05) + 1e-9
@@ -49,20 +49,20 @@ def test_split_pools_share_the_cores_round_robin() -> None:
 
 def test_gpus_present_get_one_generator_actor_each_and_cpus_the_rest() -> None:
     pools = segment_pools({"CPU": 64.0, "GPU": 4.0})
-    assert set(pools) == SPLIT and pools["Generate"].size == 4 and pools["Generate"].gpus == 1.0
-    assert pools["Crop"].size >= 19 and cpus_taken(pools) <= 63.5
+    assert set(pools) == SPLIT and pools["gpu"].size == 4 and pools["gpu"].gpus == 1.0
+    assert pools["cpu"].size == 59 and cpus_taken(pools) <= 63.5
     assert segment_pools({"CPU": 64.0, "GPU": 4.0}, device="cpu")[FUSED].gpus == 0.0
 
 
 def test_cuda_asks_for_gpu_actors_before_an_autoscaler_has_added_the_node() -> None:
     pools = segment_pools({"CPU": 32.0}, device="cuda", gpu_pool=2)
-    assert (pools["Generate"].min_size, pools["Generate"].size, pools["Generate"].gpus) == (2, 2, 1.0)
+    assert (pools["gpu"].min_size, pools["gpu"].size, pools["gpu"].gpus) == (2, 2, 1.0)
 
 
 def test_explicit_pool_sizes_win() -> None:
     assert segment_pools({"CPU": 64.0}, cpu_pool=3)[FUSED].size == 3
     pools = segment_pools({"CPU": 64.0, "GPU": 1.0}, cpu_pool=3)
-    assert pools["Crop"].size == pools["BlendEncode"].size == 3
+    assert pools["cpu"].size == 3 and pools["gpu"].size == 1
 
 
 def test_declared_limits_and_item_counts_bound_a_pool() -> None:
