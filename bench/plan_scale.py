@@ -6,10 +6,13 @@ Film: a 1080p25 H.264 file of `--hours` made cheaply (one 10 s GOP of a still fa
 its packets written again with shifted timestamps: a real, decodable long-GOP file at a very low
 bitrate), then `plan_job` on it as `dub` and the batch's plan task run it: probe (every packet
 demuxed), keyframe index, dub audio decode, rests. Manifest: `--jobs` rows written as JSON Lines
-and read back by the batch's (streaming) reader. Batch: `--plan-jobs` rows that all name one
-short 1080p clip and one WAV (distinct outputs), read and planned by `BatchRunner.plan` on a
-fresh embedded Ray cluster: one plan task per job (probe, audio levels, checksums, the media
-index written to the job's work prefix), the phase before tracking. Each part runs in a fresh
+and read back by the batch's (streaming) reader. Batch: `--plan-jobs` rows over `--videos` names
+of one short 1080p clip (hard links: each name is a video of its own to the planner; default one
+per job, so every plan probes) and one WAV (distinct outputs), read and planned by
+`BatchRunner.plan` on a fresh embedded Ray cluster: one plan task per job (probe, audio levels,
+checksums, the media index written to the job's work prefix), the phase before tracking. Fewer
+videos than jobs is a manifest dubbing each video into several languages: a plan worker probes
+a video it has seen once. Each part runs in a fresh
 process; prints wall time and that process's peak RSS (VmHWM), and for the batch the driver's
 CPU seconds and what one plan costs in process.
 """
@@ -101,11 +104,11 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def plan_one(queue: multiprocessing.Queue, video: str, audio: str, out: str) -> None:
+def plan_one(queue: multiprocessing.Queue, videos: list[str], audio: str, out: str) -> None:
     """One job's plan in process, as a plan task runs it: the CPU seconds a plan worker spends on
     imports (the module that holds the plan task), wall and CPU seconds per plan (after a first,
-    untimed one), the plan task's CPU share, and the pickled size of the JobPlan it returns."""
-    import inspect
+    untimed one; each timed plan on a video of its own, so each probes), the plan task's CPU share,
+    and the pickled size of the JobPlan it returns."""
     from dataclasses import replace
 
     cpu = cpu_seconds()
@@ -114,16 +117,16 @@ def plan_one(queue: multiprocessing.Queue, video: str, audio: str, out: str) -> 
     from musedub.pipeline.dub.plan import plan_job
 
     imports, imported_rss = cpu_seconds() - cpu, peak_rss_mib()
-    from musedub.pipeline.core.ray_adapter import run_tasks
+    from musedub.pipeline.dub.batch import PLAN_CPUS
+
     options = DubOptions()
-    plan = plan_job("warm", video, audio, f"{out}/warm.mp4", options, "weights")
+    plan = plan_job("warm", videos[-1], audio, f"{out}/warm.mp4", options, "weights")
     tick, cpu = time.perf_counter(), cpu_seconds()
     for i in range(TIMED_PLANS):
-        plan_job(f"timed-{i}", video, audio, f"{out}/timed-{i}.mp4", options, "weights")
+        plan_job(f"timed-{i}", videos[i], audio, f"{out}/timed-{i}.mp4", options, "weights")
     wall, cpu = (time.perf_counter() - tick) / TIMED_PLANS, (cpu_seconds() - cpu) / TIMED_PLANS
     row = len(pickle.dumps(replace(plan, media_index=f"{out}/.musedub-work/warm/index-{plan.key}.npz")))
-    share = inspect.signature(run_tasks).parameters["cpus"].default
-    queue.put((imports, imported_rss, wall, cpu, share, row))
+    queue.put((imports, imported_rss, wall, cpu, PLAN_CPUS, row))
 
 
 def plan_batch(queue: multiprocessing.Queue, manifest: str, weights: str, cpus: int) -> None:
@@ -188,15 +191,26 @@ def manifest_part(root: Path, jobs: int) -> None:
     print(f"read a {count}-job manifest ({size:.1f} MiB): {took:.1f} s, peak RSS {rss:.0f} MiB")
 
 
-def batch_part(root: Path, jobs: int, seconds: float, cpus: int) -> None:
+def video_names(clip: Path, count: int) -> list[str]:
+    """`count` hard links to `clip`: distinct videos to the planner, one file on disk."""
+    names = []
+    for i in range(count):
+        name = clip.with_name(f"video-{i:05d}.mp4")
+        os.link(clip, name)
+        names.append(str(name))
+    return names
+
+
+def batch_part(root: Path, jobs: int, seconds: float, cpus: int, videos: int) -> None:
     from musedub.infra.sample_media import write_audio, write_clip
 
     frames = round(seconds * FPS)
     clip = write_clip(root / "clip.mp4", Fraction(FPS), frames, size=(1920, 1080), scale=3.0, crf=23)
+    names = video_names(clip, max(videos or jobs, TIMED_PLANS + 1))
     noise = np.random.default_rng(0).normal(0, 0.1, round(seconds * 16000)).astype(np.float32)
     audio = write_audio(root / "speech.wav", noise, 16000)
     out = root / "out"
-    imports, imported_rss, wall, cpu, share, row = in_process(plan_one, str(clip), str(audio), str(out))
+    imports, imported_rss, wall, cpu, share, row = in_process(plan_one, names, str(audio), str(out))
     print(
         f"one plan in process ({frames} frames 1080p, {seconds:g} s WAV): {1000 * wall:.1f} ms wall, "
         f"{1000 * cpu:.1f} ms CPU; pickled JobPlan {row} bytes; a plan worker's imports {imports:.1f} CPU s "
@@ -205,14 +219,15 @@ def batch_part(root: Path, jobs: int, seconds: float, cpus: int) -> None:
     manifest = root / "batch.jsonl"
     with manifest.open("w") as handle:
         for i in range(jobs):
-            row_values = {"job_id": f"title-{i:05d}-es", "video": str(clip), "audio": str(audio)}
+            row_values = {"job_id": f"title-{i:05d}-es", "video": names[i % (videos or jobs)], "audio": str(audio)}
             handle.write(json.dumps({**row_values, "output": str(out / f"{i:05d}.mp4")}) + "\n")
     started, read, before, took, driver_cpu, rss, planned, failed = in_process(
         plan_batch, str(manifest), str(root / "weights"), cpus
     )
     print(
-        f"plan a {jobs}-job batch on {cpus} CPUs: {took:.1f} s (cluster start {started:.1f} s, manifest read "
-        f"{read:.1f} s apart); driver peak RSS {rss:.0f} MiB ({before:.0f} MiB before planning), driver CPU "
+        f"plan a {jobs}-job batch of {videos or jobs} videos on {cpus} CPUs: {took:.1f} s "
+        f"(cluster start {started:.1f} s, manifest read {read:.1f} s apart); driver peak RSS {rss:.0f} MiB "
+        f"({before:.0f} MiB before planning), driver CPU "
         f"{driver_cpu:.1f} s; {planned} planned, {failed} failed"
     )
     in_ray = took * cpus / jobs
@@ -232,6 +247,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000, help="manifest rows read (0: skip)")
     parser.add_argument("--plan-jobs", type=int, default=10_000, help="jobs planned on Ray (0: skip)")
     parser.add_argument("--plan-seconds", type=float, default=2.0, help="length of the planned jobs' clip")
+    parser.add_argument("--videos", type=int, default=0, help="distinct videos the planned jobs name (0: one each)")
     parser.add_argument("--num-cpus", type=int, default=os.cpu_count(), help="CPUs of the local Ray cluster")
     args = parser.parse_args()
     print(
@@ -244,7 +260,7 @@ def main() -> None:
         if args.jobs:
             manifest_part(root, args.jobs)
         if args.plan_jobs:
-            batch_part(root, args.plan_jobs, args.plan_seconds, args.num_cpus)
+            batch_part(root, args.plan_jobs, args.plan_seconds, args.num_cpus, args.videos)
 
 
 if __name__ == "__main__":

@@ -177,6 +177,17 @@ def identity(uri: str, what: str) -> str:
         raise _unreadable(uri, what, exc) from None
 
 
+def unchanged_key(uri: str, what: str) -> str:
+    """Stands for one version of an input, to reuse what was computed from it: the object store's
+    identity, or locally the file's inode, size and modification and change times (a file
+    replaced, even by one with the same size and a copied mtime, has another inode or ctime)."""
+    validate_uri(uri, what)
+    if not is_local(uri):
+        return identity(uri, what)
+    stat = _input_file(uri, what).stat()
+    return f"local:{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
+
+
 def _check_unchanged(uri: str, what: str, expect: str | None, found: str) -> None:
     if expect and found != expect:
         raise InputError(

@@ -46,7 +46,7 @@ from musedub.pipeline.dub.model_stages import AudioPromptStage, GenerateStage
 from musedub.pipeline.dub.options import DubOptions
 from musedub.pipeline.dub.outcome import BatchResult, JobOutcome
 from musedub.pipeline.dub.plan import JobPlan
-from musedub.pipeline.dub.plan_task import plan_remote
+from musedub.pipeline.dub.plan_task import PlanCall, plan_group, plan_groups
 from musedub.pipeline.dub.preview import write_batch_index
 from musedub.pipeline.dub.style_references import ReferenceMaker
 from musedub.pipeline.face.choice import FaceChoice
@@ -54,6 +54,7 @@ from musedub.pipeline.face.crop_geometry import FaceStatus
 
 WORK_FOLDER = ".musedub-work"
 CHUNK_KEYS = ("faces", "cuts", "level_db", "sync")  # what a tracked chunk keeps in the work prefix
+PLAN_CPUS = 0.25  # a plan task's share: planning waits on storage as much as it computes
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ class BatchRunner:
             for spec, work in zip(jobs, works, strict=True)
         ]
         states, outcomes = [], []
-        for spec, work, result in zip(jobs, works, run_tasks(plan_remote, calls), strict=True):
+        for spec, work, result in zip(jobs, works, self._planned(calls), strict=True):
             if result is None:
                 continue  # its error record names why
             plan, current = result
@@ -214,6 +215,16 @@ class BatchRunner:
                 continue
             states.append(JobState(plan, work))
         return states, outcomes
+
+    def _planned(self, calls: list[PlanCall]) -> list[tuple[JobPlan, bool] | None]:
+        """Each call's plan task result, in call order, from tasks of several jobs each."""
+        groups = plan_groups(calls, int(self.cluster.get("CPU", 1) / PLAN_CPUS))
+        results: list[tuple[JobPlan, bool] | None] = [None] * len(calls)
+        tasks = [([calls[i] for i in group],) for group in groups]
+        for group, planned in zip(groups, run_tasks(plan_group, tasks, cpus=PLAN_CPUS), strict=True):
+            for i, result in zip(group, planned, strict=True):
+                results[i] = result
+        return results
 
     def _work(self, spec: JobSpec) -> str:
         return (

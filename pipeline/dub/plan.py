@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from musedub.infra.errors import InputError
-from musedub.infra.storage import check_writable, checksum, identity, same_location, validate_uri
+from musedub.infra.storage import check_writable, checksum, identity, same_location, unchanged_key, validate_uri
 from musedub.pipeline.audio.voicing import FrameLevels, rest_mask, runs
 from musedub.pipeline.audio.windows import SAMPLE_RATE, video_frame_count
 from musedub.pipeline.core.stage import Row
@@ -32,7 +33,7 @@ from musedub.pipeline.media.audio_decode import audio_16k_mono_pieces
 from musedub.pipeline.media.encode import even_size
 from musedub.pipeline.media.frame_rate import parse_fps
 from musedub.pipeline.media.index import INDEX_KEY, remember
-from musedub.pipeline.media.probe import probe_video
+from musedub.pipeline.media.probe import VideoInfo, probe_video
 
 PLAN_VERSION = 3  # bump when the same inputs would give different frames (3: several faces, rests)
 
@@ -169,6 +170,26 @@ def report_uri(output: str) -> str:
     return output + ".report.json"
 
 
+_probed: OrderedDict[tuple[str, str, str], tuple[VideoInfo, str]] = OrderedDict()
+PROBES_KEPT = 8  # videos a process remembers (a film's index is a few MB)
+
+
+def probed_video(video: str, still_fps: Fraction) -> tuple[VideoInfo, str]:
+    """A video's probe and checksum, made once per version of it in this process: a manifest dubs
+    one film into many languages, and probing reads every packet of it (the whole object) and a
+    local checksum every byte. A version is what `unchanged_key` says: a stat or a HEAD, as cheap
+    as the checks every stage makes anyway."""
+    key = (video, str(still_fps), unchanged_key(video, "video"))
+    known = _probed.get(key)
+    if known is None:
+        known = probe_video(video, still_fps), checksum(video, "video")
+        _probed[key] = known
+        while len(_probed) > PROBES_KEPT:
+            _probed.popitem(last=False)
+    _probed.move_to_end(key)
+    return known
+
+
 def plan_job(job_id: str | None, video: str, audio: str, output: str, options: DubOptions, weights: str) -> JobPlan:
     """Probe and size one job; InputError (naming the input) when it cannot be dubbed. The probe
     is kept for this process's stages (`media.index.video_info`)."""
@@ -181,7 +202,7 @@ def plan_job(job_id: str | None, video: str, audio: str, output: str, options: D
                 raise InputError(f"output {written} is the {what} itself: write the dub to another path")
     check_writable(output, "output")
     require_generator_weights(options.generator, weights)
-    info = probe_video(video, parse_fps(options.still_fps))
+    info, video_checksum = probed_video(video, parse_fps(options.still_fps))
     if info.width % 2 or info.height % 2:
         log.warning(
             "video %s is %dx%d: the output is %dx%d (H.264 4:2:0 needs even sides; the edge row/column repeats)",
@@ -200,7 +221,7 @@ def plan_job(job_id: str | None, video: str, audio: str, output: str, options: D
             f"dub audio {audio} lasts {levels.samples / SAMPLE_RATE:.3f} s, less than one frame at {info.fps} fps: "
             "give longer audio"
         )
-    checksums = {"video": checksum(video, "video"), "audio": checksum(audio, "dub audio")}
+    checksums = {"video": video_checksum, "audio": checksum(audio, "dub audio")}
     if options.generator == "style" and options.style_reference:
         checksums["style_reference"] = reference_checksum(validate_uri(options.style_reference, "style reference"))
     plan = JobPlan(

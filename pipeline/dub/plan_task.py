@@ -4,6 +4,7 @@ stages' torch, model and face-tracking code (5 s of CPU and 600 MB each when it 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from musedub.infra.storage import join_uri
@@ -32,3 +33,23 @@ def plan_remote(
     except Exception as exc:
         errors.record(exc, spec.job_id, "plan")
         return None
+
+
+JOBS_PER_TASK = 32  # at most: enough to spread Ray's cost per task, few enough to keep every CPU busy
+
+PlanCall = tuple[JobSpec, DubOptions, str, str, ErrorsTable]
+
+
+def plan_group(calls: list[PlanCall]) -> list[tuple[JobPlan, bool] | None]:
+    """Several jobs planned in turn in one task: Ray's own cost per task (scheduling, a result
+    stored and fetched) came to about a third of a short clip's plan, and jobs that name the same
+    video, grouped together, find its probe in the worker's memory (`plan.probed_video`)."""
+    return [plan_remote(*call) for call in calls]
+
+
+def plan_groups(calls: Sequence[PlanCall], slots: int) -> list[list[int]]:
+    """Calls (by index) in groups that name the same videos where they can, at least four groups
+    per plan slot so the slots stay busy to the end."""
+    order = sorted(range(len(calls)), key=lambda i: calls[i][0].video)
+    size = max(1, min(JOBS_PER_TASK, len(calls) // (4 * max(slots, 1))))
+    return [order[start : start + size] for start in range(0, len(order), size)]
