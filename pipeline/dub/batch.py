@@ -182,6 +182,7 @@ class BatchRunner:
         self.cluster = cluster
         self.keep_work = keep_work
         self.owner: dict[str, str] = {}  # item id -> job id, to map error records back to jobs
+        self._frames_tracked = self._frames_total = 0  # source frames of the batch's jobs, for progress
 
     def _item(self, row: dict[str, Any], job_id: str, item: str) -> dict[str, Any]:
         item_id = f"{job_id}:{item}"
@@ -341,20 +342,23 @@ class BatchRunner:
         rows, chunks = self._chunk_rows(states, progress)
         by_key = {s.plan.key: s for s in states}
         items = len(rows) + sum(len(s.plan.segments()) for s in states)
+        live: list[JobState] = []
+
+        def chosen(state: JobState) -> list[Row]:
+            """The job's segment rows once its faces are chosen (none before, or if it failed)."""
+            if not self._choose(state, chunks[state.plan.key], errors) or not self.references([state], errors):
+                return []
+            live.append(state)
+            return self._segment_rows(state, progress, complete)
+
+        ready = [row for s in states if len(chunks[s.plan.key]) == len(s.plan.track_chunks()) for row in chosen(s)]
+        if not rows and not ready:
+            return live  # everything was tracked and dubbed by an earlier run: no pool to start
         layout = self.settings.layout(self.cluster)
         pool = StreamPool(layout, errors, self.settings.options.cpu_threads, items, first=("segment",))
-        live = []
-
-        def chosen(state: JobState) -> None:
-            if self._choose(state, chunks[state.plan.key], errors) and self.references([state], errors):
-                live.append(state)
-                for row in self._segment_rows(state, progress, complete):
-                    pool.submit("segment", row)
-
         try:
-            for state in states:
-                if len(chunks[state.plan.key]) == len(state.plan.track_chunks()):
-                    chosen(state)
+            for row in ready:
+                pool.submit("segment", row)
             for row in rows:
                 pool.submit("track", row)
             for kind, out in pool.results():
@@ -363,7 +367,8 @@ class BatchRunner:
                     self._segment_done(state, out, progress, complete)
                     continue
                 self._keep_chunk(state, out, chunks[state.plan.key], progress)
-                chosen(state)
+                for row in chosen(state):
+                    pool.submit("segment", row)
         finally:
             pool.close()
         return live
