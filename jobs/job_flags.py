@@ -82,11 +82,13 @@ Address = Annotated[str | None, typer.Option(help="Existing Ray cluster (default
 NumCpus = Annotated[int | None, typer.Option(help="CPUs of the embedded local cluster.")]
 Work = Annotated[str | None, typer.Option(help="Root of work prefixes (default: beside each output).")]
 KeepWork = Annotated[bool, typer.Option(help="Keep segment files after a job is committed.")]
-CpuPool = Annotated[int, typer.Option(help="Actors per CPU stage (0: from the cluster).")]
+CpuPool = Annotated[int, typer.Option(help="Actors of the CPU pool (0: from the cluster).")]
 GpuPool = Annotated[int, typer.Option(help="Generator actors (0: one per GPU).")]
 Pools = Annotated[
     Literal["auto", "split", "fused"],
-    typer.Option(help="Segment stages: split (a pool each), fused (one process per segment); auto: split with a GPU."),
+    typer.Option(
+        help="Pools: split (a CPU pool around a generator pool), fused (one pool does all); auto: split with a GPU."
+    ),
 ]
 BatchSegments = Annotated[
     int, typer.Option(help="Split pools: segments a generator actor fills its batches from at once.")

@@ -104,12 +104,12 @@ class BatchSettings(BaseModel):
     dtype: Literal[PRECISIONS] = Field("auto", description="generator precision; auto: bf16 on GPU, fp32 on CPU")  # type: ignore[valid-type]
     compile: bool = Field(False, description="torch.compile the generator (GPU: ~80 s per worker, then ~1.9x)")
     work: str | None = Field(None, description="root for work prefixes; default beside each output")
-    cpu_pool: int = Field(0, ge=0, description="actors per CPU stage; 0 = from declared resources and the cluster")
+    cpu_pool: int = Field(0, ge=0, description="actors of the CPU pool; 0 = from declared resources and the cluster")
     gpu_pool: int = Field(0, ge=0, description="generator actors; 0 = one per GPU (or as many as fit on CPUs)")
     pools: Literal["auto", "split", "fused"] = Field(
         "auto",
-        description="split: a pool per segment stage around the generator; fused: one process per segment; "
-        "auto: split with a GPU, fused without",
+        description="split: a CPU pool (tracking, crop, prompts, blend) around a generator pool; "
+        "fused: one pool does all; auto: split with a GPU, fused without",
     )
     batch_segments: int = Field(
         4, ge=1, le=64, description="split pools: segments one generator actor fills its batches from at once"
