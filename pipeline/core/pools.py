@@ -1,8 +1,9 @@
 """Actor pools from declared `Resources` and the cluster's resources; no Ray here, so it is tested
 for a laptop, a CPU cluster and a GPU cluster without one.
 
-Half a CPU always stays free for Ray Data's own read and split tasks: a pool that takes every CPU
-starves them and the dataset deadlocks (seen on 2 cores).
+Half a CPU always stays free for Ray Data's own read and split tasks (a pool that takes every CPU
+starves them and the dataset deadlocks, seen on 2 cores) and for the batch's plan, stitch and
+style reference tasks, which run while its pools hold the rest.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one place stages meet Ray Data: declared `Resources` become actor pools, rows stream through.
+"""The one place stages meet Ray Data: declared `Resources` become an actor pool, items stream through.
 
 An actor builds its stage and runs `setup()` once. A row whose stage raises becomes an
 `ErrorRecord` in the run's errors table (under the row's own `ITEM_ID`) and leaves the stream,
@@ -24,7 +24,7 @@ from ray.data.expressions import col
 from musedub.infra.errors import MusedubError
 from musedub.infra.malloc_tuning import tune_malloc
 from musedub.pipeline.core.errors import ErrorsTable
-from musedub.pipeline.core.pools import Pool, size_pools
+from musedub.pipeline.core.pools import size_pools
 from musedub.pipeline.core.stage import ITEM_ID, Resources, Row, Stage
 
 log = logging.getLogger(__name__)
@@ -107,59 +107,28 @@ def _configure() -> None:
     ctx.print_on_execution_start = False
 
 
-def pools_for(stages: Sequence[StageSpec], items: int | None = None) -> dict[str, Pool]:
-    """The pools these stages would get on the connected cluster, run at the same time."""
-    return size_pools({s.name: s.resources for s in stages}, ray.cluster_resources(), items)
-
-
-def run_stages(
-    rows: list[Row], stages: Sequence[StageSpec], errors: ErrorsTable, threads: int = 1, in_flight: int | None = None
-) -> Iterator[Row]:
-    """Stream `rows` through `stages` (pipelined, each its own actor pool); results as they finish.
-    Rows whose stage failed are recorded in `errors` and do not come out. `in_flight` caps the rows
-    queued on one actor (Ray Data's default lets the first actor up take several)."""
-    if not rows:
-        return
-    _configure()
-    pools = pools_for(stages, len(rows))
-    dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
-    for spec in stages:
-        pool = pools[spec.name]
-        log.info(
-            "pool %s: %d-%d actors x %.3g CPU, %.3g GPU", spec.name, pool.min_size, pool.size, pool.cpus, pool.gpus
-        )
-        extra = {"memory": pool.memory_bytes} if pool.memory_bytes else {}
-        dataset = dataset.flat_map(
-            StageActor,
-            fn_constructor_args=(spec.factories, threads, errors),
-            compute=ray.data.ActorPoolStrategy(
-                min_size=pool.min_size,
-                max_size=pool.size,
-                max_tasks_in_flight_per_actor=_in_flight(in_flight, spec.resources.calls),
-                max_concurrent_calls_per_actor=spec.resources.calls,
-                enable_true_multi_threading=spec.resources.calls > 1,
-            ),
-            num_cpus=pool.cpus,
-            num_gpus=pool.gpus,
-            **extra,
-        )  # Ray Data restarts dead actors and retries their rows by default (max_restarts=-1)
-    for row in dataset.iter_rows():
-        yield dict(row)
-
-
-def _in_flight(asked: int | None, calls: int) -> int | None:
-    """Rows queued on one actor: as asked, but never fewer than it works on at once (then two
-    per thread, so a freed thread finds its next row waiting); None leaves Ray Data's default."""
-    if asked is not None:
-        return max(asked, calls)
-    return 2 * calls if calls > 1 else None
-
-
 def map_items(items: list[Row], factory: Callable[[], Stage], errors: ErrorsTable) -> Iterator[Row]:
     """One stage call per independent item (a source, a job), spread over the cluster with one torch
-    thread each; results as they finish. An item is minutes of work: one at a time per actor, so
-    items never queue behind the first actor to start while the others are still loading."""
-    yield from run_stages(items, [declare(factory)], errors, threads=1, in_flight=1)
+    thread each; results as they finish. Rows whose stage failed are recorded in `errors` and do
+    not come out. An item is minutes of work: one at a time per actor, so items never queue behind
+    the first actor to start while the others are still loading."""
+    if not items:
+        return
+    _configure()
+    spec = declare(factory)
+    pool = size_pools({spec.name: spec.resources}, ray.cluster_resources(), len(items))[spec.name]
+    log.info("pool %s: %d-%d actors x %.3g CPU, %.3g GPU", spec.name, pool.min_size, pool.size, pool.cpus, pool.gpus)
+    extra = {"memory": pool.memory_bytes} if pool.memory_bytes else {}
+    dataset = ray.data.from_items(items, override_num_blocks=len(items)).flat_map(
+        StageActor,
+        fn_constructor_args=(spec.factories, 1, errors),
+        compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.size, max_tasks_in_flight_per_actor=1),
+        num_cpus=pool.cpus,
+        num_gpus=pool.gpus,
+        **extra,
+    )  # Ray Data restarts dead actors and retries their rows by default (max_restarts=-1)
+    for row in dataset.iter_rows():
+        yield dict(row)
 
 
 def run_tasks(fn: Callable[..., Any], calls: Iterable[tuple[Any, ...]], cpus: float = 0.25) -> list[Any]:
