@@ -11,9 +11,9 @@ import hashlib
 import json
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -170,24 +170,17 @@ def report_uri(output: str) -> str:
     return output + ".report.json"
 
 
-_probed: OrderedDict[tuple[str, str, str], tuple[VideoInfo, str]] = OrderedDict()
-PROBES_KEPT = 8  # videos a process remembers (a film's index is a few MB)
-
-
 def probed_video(video: str, still_fps: Fraction) -> tuple[VideoInfo, str]:
     """A video's probe and checksum, made once per version of it in this process: a manifest dubs
     one film into many languages, and probing reads every packet of it (the whole object) and a
     local checksum every byte. A version is what `unchanged_key` says: a stat or a HEAD, as cheap
     as the checks every stage makes anyway."""
-    key = (video, str(still_fps), unchanged_key(video, "video"))
-    known = _probed.get(key)
-    if known is None:
-        known = probe_video(video, still_fps), checksum(video, "video")
-        _probed[key] = known
-        while len(_probed) > PROBES_KEPT:
-            _probed.popitem(last=False)
-    _probed.move_to_end(key)
-    return known
+    return _probe_version(video, still_fps, unchanged_key(video, "video"))
+
+
+@lru_cache(maxsize=8)  # videos a process remembers (a film's index is a few MB)
+def _probe_version(video: str, still_fps: Fraction, version: str) -> tuple[VideoInfo, str]:
+    return probe_video(video, still_fps), checksum(video, "video")
 
 
 def plan_job(job_id: str | None, video: str, audio: str, output: str, options: DubOptions, weights: str) -> JobPlan:
