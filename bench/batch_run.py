@@ -6,7 +6,8 @@ Makes N 1080p jobs of the astronaut clip with dub audio, dubs them one after ano
 `LocalRunner` (models loaded once, as a warm worker has them), then as one `BatchRunner` batch
 on a fresh local cluster (cluster start timed apart). Prints videos/min of both, the Ray run's
 overhead against the in-process one, busy frames/s per stage summed over workers (from the job
-reports), and whether both runs made the same bits. Tiny random weights unless `--weights`.
+reports), who used the CPU in each run (`cpu_ledger.py`), and whether both runs made the same
+bits. Tiny random weights unless `--weights`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from cpu_ledger import CpuLedger
 from dub_path import FACE_SCALE, FPS, SIZE, long_speech
 
 from musedub.infra.ray_cluster import connect
@@ -79,7 +81,8 @@ def main() -> None:
         runner = LocalRunner(options, weights, "cpu")
         runner.setup()  # warm, as a worker is
         tick = time.perf_counter()
-        local = [runner.dub(str(clip), str(audio), str(root / f"local{i}.mp4")) for i in range(args.jobs)]
+        with CpuLedger() as local_cpu:
+            local = [runner.dub(str(clip), str(audio), str(root / f"local{i}.mp4")) for i in range(args.jobs)]
         local_seconds = time.perf_counter() - tick
         total = sum(r.output_frames for r in local)
         print(
@@ -100,7 +103,8 @@ def main() -> None:
         ]
         tick = time.perf_counter()
         settings = BatchSettings(weights=weights, options=options, device="cpu")
-        outcomes = BatchRunner(settings, resources).run(specs, Quiet()).outcomes
+        with CpuLedger() as ray_cpu:
+            outcomes = BatchRunner(settings, resources).run(specs, Quiet()).outcomes
         ray_seconds = time.perf_counter() - tick
         assert all(o.status == "done" for o in outcomes), [o.error for o in outcomes if o.error]
         print(
@@ -108,6 +112,8 @@ def main() -> None:
             f"{total / ray_seconds:6.2f} frames/s  (+{start_seconds:.1f} s cluster start)"
         )
         print(f"ray overhead against in process: {100 * (ray_seconds / local_seconds - 1):+.1f}%")
+        print(f"in process, {local_cpu.report()}")
+        print(f"ray batch, {ray_cpu.report()}")
         for name, label in (
             ("local", "in process, per stage"),
             ("ray", "ray batch, per stage (busy time summed over workers)"),
