@@ -96,8 +96,8 @@ def whole_path(clip: Path, audio: Path, weights: Path, landmarks: str, out: Path
     """
     code = (
         "import json;"
-        "from pipeline.dub_options import DubOptions;"
-        "from pipeline.local_runner import LocalRunner;"
+        "from musedub.pipeline.dub.options import DubOptions;"
+        "from musedub.pipeline.dub.local_runner import LocalRunner;"
         f"r = LocalRunner(DubOptions(landmarks={landmarks!r}), {str(weights)!r}, 'cpu')"
         f".dub({str(clip)!r}, {str(audio)!r}, {str(out)!r});"
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1];"

@@ -1,10 +1,10 @@
 """Join a Ray cluster: an existing one (`--address`, or RAY_ADDRESS under `ray job submit`) or an
 embedded local one on this machine.
 
-Stage actors share CPUs, so OpenMP threads that spin at barriers while a peer thread is
-descheduled waste them: workers of the embedded cluster get OMP_WAIT_POLICY=PASSIVE (measured on
-2 vCPUs: the generator under contention from an x264 encode, 5.0 -> 6.8 frames/s; the bits do
-not change). Real clusters set it on their nodes (ray_cluster.yaml, infra/kuberay/).
+Whether OpenMP threads sleep or spin while they wait is the pools' choice, not the cluster's: the
+batch's stream pool asks for OMP_WAIT_POLICY=PASSIVE where its actors' threads outnumber the CPUs
+(`core.pools.threads_oversubscribe`). Real clusters, which run many actors a node, set it on their
+nodes (ray_cluster.yaml, infra/kuberay/).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 import ray
 
 log = logging.getLogger(__name__)
-WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, log_to_driver: bool = False) -> dict[str, float]:
@@ -28,12 +27,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, log_to_driv
         if target:
             ray.init(address=target, log_to_driver=log_to_driver)
         else:
-            ray.init(
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                log_to_driver=log_to_driver,
-                runtime_env={"env_vars": WORKER_ENV},
-            )
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver)
     resources = ray.cluster_resources()
     log.info("ray cluster: %s", {k: v for k, v in resources.items() if k in ("CPU", "GPU", "memory")})
     return resources

@@ -24,7 +24,7 @@ import ray
 
 from musedub.infra.errors import MusedubError
 from musedub.pipeline.core.errors import ErrorsTable
-from musedub.pipeline.core.pools import Pool, size_pools
+from musedub.pipeline.core.pools import Pool, size_pools, threads_oversubscribe
 from musedub.pipeline.core.ray_adapter import StageActor, StageSpec, fuse
 from musedub.pipeline.core.stage import ITEM_ID, Resources, Row
 
@@ -82,8 +82,12 @@ class StreamPool:
     def __init__(
         self, layout: Layout, errors: ErrorsTable, threads: int, items: int, first: tuple[str, ...] = ()
     ) -> None:
-        sizes = size_pools(layout.resources(), ray.cluster_resources(), items)
+        cluster = ray.cluster_resources()
+        sizes = size_pools(layout.resources(), cluster, items)
         self._layout, self._errors, self._first = layout, errors, first
+        self._wait: dict[str, Any] = {}
+        if threads_oversubscribe(list(sizes.values()), threads, cluster):
+            self._wait = {"runtime_env": {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}}}
         self._pools = {name: self._start(layout, name, sizes[name], threads) for name in layout.pools}
         self._order = itertools.count()
         self._running: dict[Any, tuple[str, int, str, int, str]] = {}  # ref -> (pool, actor, kind, step, item)
@@ -93,6 +97,7 @@ class StreamPool:
         calls = spec.resources.calls
         log.info("pool %s: %d actors x %.3g CPU, %.3g GPU", spec.name, pool.size, pool.cpus, pool.gpus)
         extra: dict[str, Any] = {"memory": pool.memory_bytes} if pool.memory_bytes else {}
+        extra.update(self._wait)
         if calls > 1:
             extra["max_concurrency"] = calls  # a thread per call (a stage that batches across rows)
         actor = ray.remote(ChainActor).options(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from musedub.pipeline.core.pools import RESERVED_CPUS, Pool, size_pools
+from musedub.pipeline.core.pools import RESERVED_CPUS, Pool, size_pools, threads_oversubscribe
 from musedub.pipeline.core.stage import Resources
 from musedub.pipeline.dub.batch import BatchSettings
 
@@ -38,6 +38,22 @@ def test_a_laptop_runs_one_fused_actor_in_the_room_it_has() -> None:
 def test_a_cpu_cluster_fills_its_cores() -> None:
     pools = segment_pools({"CPU": 16.0})
     assert pools[FUSED].size == 15 and pools[FUSED].cpus == 1.0
+
+
+def test_threads_wait_asleep_only_where_the_actors_threads_outnumber_the_cores() -> None:
+    """Two torch threads: the laptop's one fused actor spins; 15 actors on 16 cores, or split pools
+    on 2, must sleep at barriers."""
+    for cluster, pools, oversubscribed in (
+        ({"CPU": 2.0}, segment_pools({"CPU": 2.0}), False),
+        ({"CPU": 16.0}, segment_pools({"CPU": 16.0}), True),
+        (
+            {"CPU": 2.0},
+            size_pools(BatchSettings(weights="w", pools="split").layout({"CPU": 2.0}).resources(), {"CPU": 2.0}),
+            True,
+        ),
+    ):
+        assert threads_oversubscribe(list(pools.values()), 2, cluster) is oversubscribed
+    assert not threads_oversubscribe(list(segment_pools({"CPU": 16.0}).values()), 1, {"CPU": 16.0})
 
 
 def test_split_pools_share_the_cores_round_robin() -> None:
