@@ -8,8 +8,8 @@ and the resident size creeps up segment after segment. Pinning the threshold swi
 dynamic rule off, and two arenas bound the per-thread heaps (each keeps up to 64 MiB free at its
 top rather than giving it back to be faulted in again). It is pinned at glibc's largest
 value on 64-bit, 32 MiB, so those buffers come from the heap and are reused: pinned at 1 MiB,
-each was mapped fresh, faulted in page by page and unmapped on free, and a fifth of a dub's CPU
-time went to the kernel (docs/PERFORMANCE.md, "Large buffers from the heap").
+each was mapped fresh, faulted in page by page and unmapped on free, and a quarter of a dub's
+CPU time went to the kernel (docs/PERFORMANCE.md, "Large buffers from the heap").
 """
 
 from __future__ import annotations

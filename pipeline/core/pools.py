@@ -71,7 +71,7 @@ def threads_oversubscribe(pools: list[Pool], threads: int, cluster: dict[str, fl
     Then an OpenMP thread that waits at a barrier must sleep (OMP_WAIT_POLICY=PASSIVE), not spin on
     a core another actor needs: the tiny generator beside an x264 encode in another pool went from
     5.0 to 6.8 frames/s. Where every thread has a core (one fused actor on a laptop), a short spin
-    is what keeps a parallel op fast: PASSIVE there cost the 2-core batch a fifth of its time
-    (docs/PERFORMANCE.md, "Threads that wait").
+    is what keeps a parallel op fast: PASSIVE there was most of the 2-core batch's overhead against
+    in process, +26-28% -> +7-19% without it (docs/PERFORMANCE.md, "Threads that wait").
     """
     return threads * sum(p.size for p in pools) > cluster.get("CPU", 1.0)
