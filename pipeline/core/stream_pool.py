@@ -85,19 +85,18 @@ class StreamPool:
         cluster = ray.cluster_resources()
         sizes = size_pools(layout.resources(), cluster, items)
         self._layout, self._errors, self._first = layout, errors, first
-        self._wait: dict[str, Any] = {}
-        if threads_oversubscribe(list(sizes.values()), threads, cluster):
-            self._wait = {"runtime_env": {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}}}
-        self._pools = {name: self._start(layout, name, sizes[name], threads) for name in layout.pools}
+        wait = {"OMP_WAIT_POLICY": "PASSIVE"} if threads_oversubscribe(list(sizes.values()), threads, cluster) else {}
+        self._pools = {name: self._start(layout, name, sizes[name], threads, wait) for name in layout.pools}
         self._order = itertools.count()
         self._running: dict[Any, tuple[str, int, str, int, str]] = {}  # ref -> (pool, actor, kind, step, item)
 
-    def _start(self, layout: Layout, name: str, pool: Pool, threads: int) -> _Actors:
+    def _start(self, layout: Layout, name: str, pool: Pool, threads: int, env: dict[str, str]) -> _Actors:
         spec = layout.spec(name)
         calls = spec.resources.calls
         log.info("pool %s: %d actors x %.3g CPU, %.3g GPU", spec.name, pool.size, pool.cpus, pool.gpus)
         extra: dict[str, Any] = {"memory": pool.memory_bytes} if pool.memory_bytes else {}
-        extra.update(self._wait)
+        if env:
+            extra["runtime_env"] = {"env_vars": env}
         if calls > 1:
             extra["max_concurrency"] = calls  # a thread per call (a stage that batches across rows)
         actor = ray.remote(ChainActor).options(
